@@ -1,0 +1,233 @@
+"""In-memory Kubernetes objects of one simulated cluster.
+
+The fake API server serves these dicts over HTTP; the EKS simulator writes them directly (as the
+`eks` field manager) when it installs or updates an add-on, and scenarios write customer edits (as
+e.g. `kubectl-edit`). `managedFields` is kept the way the API server keeps it: one entry per
+manager, FieldsV1 naming the fields each manager set last.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from autopatch.fields import (
+    FieldPath,
+    fieldsv1_to_paths,
+    get_path,
+    merge_fieldsv1,
+    path_to_fieldsv1,
+    remove_path_from_fieldsv1,
+    set_path,
+)
+
+ObjectKey = tuple[str, str, str]  # (kind, namespace or "", name)
+
+# kind -> (apiVersion, plural, namespaced)
+KINDS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("v1", "namespaces", False),
+    "Node": ("v1", "nodes", False),
+    "Pod": ("v1", "pods", True),
+    "ConfigMap": ("v1", "configmaps", True),
+    "Secret": ("v1", "secrets", True),
+    "ServiceAccount": ("v1", "serviceaccounts", True),
+    "Service": ("v1", "services", True),
+    "Deployment": ("apps/v1", "deployments", True),
+    "DaemonSet": ("apps/v1", "daemonsets", True),
+    "StatefulSet": ("apps/v1", "statefulsets", True),
+    "ReplicaSet": ("apps/v1", "replicasets", True),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
+    "CronJob": ("batch/v1", "cronjobs", True),
+    "Job": ("batch/v1", "jobs", True),
+}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _leaf_paths(value: Any, prefix: FieldPath) -> list[FieldPath]:
+    """Leaf paths of a (partial) object: used to record what a manager set."""
+    if isinstance(value, dict) and value:
+        out: list[FieldPath] = []
+        for key, child in value.items():
+            out.extend(_leaf_paths(child, (*prefix, key)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(i, dict) and "name" in i for i in value):
+        out = []
+        for item in value:
+            item_prefix = (*prefix, f"[name={item['name']}]")
+            out.extend(_leaf_paths({k: v for k, v in item.items() if k != "name"}, item_prefix))
+        return out
+    return [prefix]
+
+
+class KubeStore:
+    """Objects of one cluster. Thread-safe; every read returns a deep copy."""
+
+    def __init__(self, cluster_name: str, kubernetes_version: str) -> None:
+        self.cluster_name = cluster_name
+        self.kubernetes_version = kubernetes_version
+        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        self._rv = itertools.count(1000)
+        self._lock = threading.RLock()
+        self.clock_now = _now  # the engine points this at the simulated clock
+
+    # ---- basic CRUD -------------------------------------------------------------------------
+    @staticmethod
+    def key_of(obj: dict[str, Any]) -> ObjectKey:
+        meta = obj["metadata"]
+        return (obj["kind"], meta.get("namespace", "") or "", meta["name"])
+
+    def put(
+        self, obj: dict[str, Any], manager: str = "kubectl", *, yield_to_others: bool = False
+    ) -> dict[str, Any]:
+        """Create or replace an object; `manager` becomes the owner of every field it contains.
+
+        With `yield_to_others`, fields another manager owns keep their current value and owner
+        (what EKS does for an add-on update with resolveConflicts=PRESERVE).
+        """
+        obj = copy.deepcopy(obj)
+        kind = obj["kind"]
+        api_version, _, namespaced = KINDS[kind]
+        obj.setdefault("apiVersion", api_version)
+        meta = obj.setdefault("metadata", {})
+        if not namespaced:
+            meta.pop("namespace", None)
+        with self._lock:
+            old = self._objects.get(self.key_of(obj))
+            meta.setdefault("uid", old["metadata"]["uid"] if old else str(uuid.uuid4()))
+            meta.setdefault(
+                "creationTimestamp", old["metadata"]["creationTimestamp"] if old else self.clock_now()
+            )
+            meta["resourceVersion"] = str(next(self._rv))
+            kept: list[FieldPath] = []
+            if yield_to_others and old is not None:
+                for entry in old["metadata"].get("managedFields", []):
+                    if entry["manager"] == manager:
+                        continue
+                    for path in fieldsv1_to_paths(entry.get("fieldsV1", {})):
+                        current = get_path(old, path, None)
+                        if current is not None:
+                            set_path(obj, path, copy.deepcopy(current))
+                            kept.append(path)
+            owned = [p for p in _leaf_paths(obj, ()) if p[0] not in ("metadata", "status", "apiVersion", "kind")]
+            if meta.get("labels"):
+                owned += _leaf_paths(meta["labels"], ("metadata", "labels"))
+            owned = [p for p in owned if not any(p[: len(k)] == k for k in kept)]
+            fields: dict[str, Any] = {}
+            for path in owned:
+                merge_fieldsv1(fields, path_to_fieldsv1(path))
+            entries = [e for e in (old or {}).get("metadata", {}).get("managedFields", [])]
+            entries = self._take_ownership(entries, owned, manager)
+            entries = [e for e in entries if e["manager"] != manager]
+            entries.append(self._entry(manager, api_version, fields))
+            meta["managedFields"] = entries
+            self._objects[self.key_of(obj)] = obj
+            return copy.deepcopy(obj)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            obj = self._objects.get((kind, namespace or "", name))
+            return copy.deepcopy(obj) if obj else None
+
+    def list(
+        self, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self._objects.items(), key=lambda kv: kv[0])
+                if k == kind
+                and (namespace is None or ns == namespace)
+                and all(o["metadata"].get("labels", {}).get(lk) == lv for lk, lv in (labels or {}).items())
+            ]
+        return found
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        with self._lock:
+            return self._objects.pop((kind, namespace or "", name), None) is not None
+
+    def update_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Status is written by controllers; it has no field manager in our model."""
+        with self._lock:
+            obj = self._objects[(kind, namespace or "", name)]
+            obj.setdefault("status", {}).update(copy.deepcopy(status))
+            obj["metadata"]["resourceVersion"] = str(next(self._rv))
+
+    def mutate(self, kind: str, namespace: str, name: str, fn: Any) -> dict[str, Any]:
+        """Apply `fn(obj)` in place under the lock (controllers: cordon, labels, spec.replicas...)."""
+        with self._lock:
+            obj = self._objects[(kind, namespace or "", name)]
+            fn(obj)
+            obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            return copy.deepcopy(obj)
+
+    # ---- field ownership --------------------------------------------------------------------
+    def set_field(
+        self, kind: str, namespace: str, name: str, path: FieldPath, value: Any, manager: str
+    ) -> dict[str, Any]:
+        """Set one field as `manager` (a customer's `kubectl edit`, or EKS applying its value)."""
+        with self._lock:
+            obj = self._objects[(kind, namespace or "", name)]
+            set_path(obj, path, copy.deepcopy(value))
+            meta = obj["metadata"]
+            entries = self._take_ownership(meta.get("managedFields", []), [path], manager)
+            mine = next((e for e in entries if e["manager"] == manager), None)
+            if mine is None:
+                mine = self._entry(manager, obj["apiVersion"], {})
+                entries.append(mine)
+            merge_fieldsv1(mine["fieldsV1"], path_to_fieldsv1(path))
+            mine["time"] = self.clock_now()
+            meta["managedFields"] = entries
+            meta["resourceVersion"] = str(next(self._rv))
+            return copy.deepcopy(obj)
+
+    def owners(self, kind: str, namespace: str, name: str) -> dict[str, list[FieldPath]]:
+        """manager -> leaf paths it owns."""
+        obj = self.get(kind, namespace, name)
+        if obj is None:
+            return {}
+        return {
+            e["manager"]: fieldsv1_to_paths(e.get("fieldsV1", {}))
+            for e in obj["metadata"].get("managedFields", [])
+        }
+
+    def value(self, kind: str, namespace: str, name: str, path: FieldPath) -> Any:
+        obj = self.get(kind, namespace, name)
+        return None if obj is None else get_path(obj, path, None)
+
+    def _entry(self, manager: str, api_version: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "manager": manager,
+            "operation": "Apply" if manager == "eks" else "Update",
+            "apiVersion": api_version,
+            "time": self.clock_now(),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields,
+        }
+
+    @staticmethod
+    def _take_ownership(
+        entries: Iterable[dict[str, Any]], paths: list[FieldPath], manager: str
+    ) -> list[dict[str, Any]]:
+        """Remove `paths` (and anything below them) from every other manager's entry."""
+        result = []
+        for entry in entries:
+            entry = copy.deepcopy(entry)
+            if entry["manager"] != manager:
+                fields = entry.get("fieldsV1", {})
+                for path in paths:
+                    for owned in fieldsv1_to_paths(fields):
+                        if owned[: len(path)] == path or path[: len(owned)] == owned:
+                            fields = remove_path_from_fieldsv1(fields, owned)
+                entry["fieldsV1"] = fields
+                if not fieldsv1_to_paths(fields):
+                    continue
+            result.append(entry)
+        return result
