@@ -1,0 +1,55 @@
+"""Runtime configuration, read from the environment once per cold start.
+
+Logic never reads `os.environ`; it receives a `Settings`. The CDK app sets these variables on every
+function; the rehearsal sets them for the in-process handlers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+ENV_LEDGER_TABLE = "AUTOPATCH_LEDGER_TABLE"
+ENV_EVENT_BUS = "AUTOPATCH_EVENT_BUS"
+ENV_TOPIC_ARN = "AUTOPATCH_TOPIC_ARN"
+ENV_SLACK_WEBHOOK_SECRET_ARN = "AUTOPATCH_SLACK_WEBHOOK_SECRET_ARN"
+ENV_POLICY_PATH = "AUTOPATCH_POLICY_PATH"
+ENV_CONSOLE_URL = "AUTOPATCH_CONSOLE_URL"
+
+# Shipped inside the Lambda asset by the CDK app, next to the `autopatch` package.
+DEFAULT_POLICY_PATH = str(Path(__file__).resolve().parent.parent / "fleet.json")
+
+
+@dataclass(frozen=True)
+class Settings:
+    ledger_table: str
+    event_bus: str
+    topic_arn: str
+    slack_webhook_secret_arn: str
+    policy_path: str
+    console_url: str = "https://console.aws.amazon.com/states/home"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        missing = [
+            name
+            for name in (ENV_LEDGER_TABLE, ENV_EVENT_BUS, ENV_TOPIC_ARN, ENV_SLACK_WEBHOOK_SECRET_ARN)
+            if not os.environ.get(name)
+        ]
+        if missing:
+            raise RuntimeError(f"missing configuration: {', '.join(missing)}")
+        return cls(
+            ledger_table=os.environ[ENV_LEDGER_TABLE],
+            event_bus=os.environ[ENV_EVENT_BUS],
+            topic_arn=os.environ[ENV_TOPIC_ARN],
+            slack_webhook_secret_arn=os.environ[ENV_SLACK_WEBHOOK_SECRET_ARN],
+            policy_path=os.environ.get(ENV_POLICY_PATH) or DEFAULT_POLICY_PATH,
+            console_url=os.environ.get(ENV_CONSOLE_URL) or cls.console_url,
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
