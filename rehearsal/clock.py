@@ -99,8 +99,10 @@ class SimClock:
                 self._early_signals.discard(key)
                 return True
             # ASL's default task timeout (99999999 s) means "no timeout" for a rehearsal.
-            no_limit = timeout is None or timeout >= 99_999_999
-            deadline = FOREVER if no_limit else self._t + max(0.0, float(timeout))
+            if timeout is None or timeout >= 99_999_999:
+                deadline = FOREVER
+            else:
+                deadline = self._t + max(0.0, float(timeout))
             timer = self._push(deadline, key=key)
             self._signals[key] = timer
             self._active -= 1
@@ -108,7 +110,7 @@ class SimClock:
             while not timer.fired:
                 self._cond.wait()
             self._signals.pop(key, None)
-            return not (timer.key is None)
+            return timer.key is not None
 
     def signal(self, key: Any) -> None:
         """Wake a participant blocked in `wait_signal(key)` (it becomes active at once)."""
@@ -149,9 +151,7 @@ class SimClock:
             return sum(1 for t in self._signals.values() if not t.fired)
 
     def _finished(self) -> bool:
-        return self._active == 0 and not any(
-            not t.cancelled and t.when != FOREVER for t in self._timers
-        )
+        return self._active == 0 and not any(not t.cancelled and t.when != FOREVER for t in self._timers)
 
     # ---- internals (hold the lock) ---------------------------------------------------------------
     def _push(self, when: float, *, callback: Callable[[], None] | None = None, key: Any = None) -> _Timer:

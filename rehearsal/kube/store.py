@@ -8,6 +8,7 @@ manager, FieldsV1 naming the fields each manager set last.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
 import threading
@@ -51,10 +52,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _leaf_paths(value: Any, prefix: FieldPath) -> list[FieldPath]:
+def _leaf_paths(value: Any, prefix: FieldPath) -> builtins.list[FieldPath]:
     """Leaf paths of a (partial) object: used to record what a manager set."""
     if isinstance(value, dict) and value:
-        out: list[FieldPath] = []
+        out: builtins.list[FieldPath] = []
         for key, child in value.items():
             out.extend(_leaf_paths(child, (*prefix, key)))
         return out
@@ -106,7 +107,7 @@ class KubeStore:
                 "creationTimestamp", old["metadata"]["creationTimestamp"] if old else self.clock_now()
             )
             meta["resourceVersion"] = str(next(self._rv))
-            kept: list[FieldPath] = []
+            kept: builtins.list[FieldPath] = []
             if yield_to_others and old is not None:
                 for entry in old["metadata"].get("managedFields", []):
                     if entry["manager"] == manager:
@@ -116,7 +117,9 @@ class KubeStore:
                         if current is not None:
                             set_path(obj, path, copy.deepcopy(current))
                             kept.append(path)
-            owned = [p for p in _leaf_paths(obj, ()) if p[0] not in ("metadata", "status", "apiVersion", "kind")]
+            owned = [
+                p for p in _leaf_paths(obj, ()) if p[0] not in ("metadata", "status", "apiVersion", "kind")
+            ]
             if meta.get("labels"):
                 owned += _leaf_paths(meta["labels"], ("metadata", "labels"))
             owned = [p for p in owned if not any(p[: len(k)] == k for k in kept)]
@@ -138,7 +141,7 @@ class KubeStore:
 
     def list(
         self, kind: str, namespace: str | None = None, labels: dict[str, str] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         with self._lock:
             found = [
                 copy.deepcopy(o)
@@ -188,7 +191,7 @@ class KubeStore:
             meta["resourceVersion"] = str(next(self._rv))
             return copy.deepcopy(obj)
 
-    def owners(self, kind: str, namespace: str, name: str) -> dict[str, list[FieldPath]]:
+    def owners(self, kind: str, namespace: str, name: str) -> dict[str, builtins.list[FieldPath]]:
         """manager -> leaf paths it owns."""
         obj = self.get(kind, namespace, name)
         if obj is None:
@@ -214,8 +217,8 @@ class KubeStore:
 
     @staticmethod
     def _take_ownership(
-        entries: Iterable[dict[str, Any]], paths: list[FieldPath], manager: str
-    ) -> list[dict[str, Any]]:
+        entries: Iterable[dict[str, Any]], paths: builtins.list[FieldPath], manager: str
+    ) -> builtins.list[dict[str, Any]]:
         """Remove `paths` (and anything below them) from every other manager's entry."""
         result = []
         for entry in entries:

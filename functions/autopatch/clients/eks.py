@@ -1,0 +1,119 @@
+"""Amazon EKS calls the workflows make, with the errors they must tell apart.
+
+`UpdateInProgress` (ResourceInUseException: "currently has update …", FIDELITY 1.21-1.23) is
+retryable; an incompatible version (InvalidParameterException) is terminal.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from autopatch.errors import UpdateInProgress, UpdateRejected
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@lru_cache(maxsize=16)
+def eks_client(region: str) -> Any:
+    return boto3.client("eks", region_name=region, config=_RETRIES)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", ""))
+
+
+class Eks:
+    """The EKS API of one region."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def for_region(cls, region: str) -> Eks:
+        return cls(eks_client(region))
+
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        return dict(self.client.describe_cluster(name=name)["cluster"])
+
+    def describe_addon(self, cluster: str, addon: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.describe_addon(clusterName=cluster, addonName=addon)["addon"])
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def list_addons(self, cluster: str) -> list[str]:
+        names: list[str] = []
+        for page in self.client.get_paginator("list_addons").paginate(clusterName=cluster):
+            names.extend(page.get("addons", []))
+        return names
+
+    def list_clusters(self) -> tuple[list[str], int]:
+        """All cluster names, and how many pages that took."""
+        names: list[str] = []
+        pages = 0
+        for page in self.client.get_paginator("list_clusters").paginate():
+            pages += 1
+            names.extend(page.get("clusters", []))
+        return names, pages
+
+    def addon_versions(self, addon: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        """Versions of `addon` offered for `kubernetes_version`, as DescribeAddonVersions lists them."""
+        versions: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("describe_addon_versions")
+        for page in paginator.paginate(addonName=addon, kubernetesVersion=kubernetes_version):
+            for entry in page.get("addons", []):
+                if entry.get("addonName") == addon:
+                    versions.extend(entry.get("addonVersions", []))
+        return versions
+
+    def configuration_schema(self, addon: str, version: str) -> str | None:
+        response = self.client.describe_addon_configuration(addonName=addon, addonVersion=version)
+        return response.get("configurationSchema")
+
+    def updates_in_progress(self, cluster: str, addon: str) -> list[str]:
+        in_progress = []
+        for page in self.client.get_paginator("list_updates").paginate(name=cluster, addonName=addon):
+            for update_id in page.get("updateIds", []):
+                update = self.describe_update(cluster, update_id, addon=addon)
+                if update.get("status") == "InProgress":
+                    in_progress.append(update_id)
+        return in_progress
+
+    def describe_update(self, cluster: str, update_id: str, *, addon: str | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"name": cluster, "updateId": update_id}
+        if addon:
+            kwargs["addonName"] = addon
+        return dict(self.client.describe_update(**kwargs)["update"])
+
+    def update_addon(
+        self, cluster: str, addon: str, version: str, *, resolve_conflicts: str, token: str
+    ) -> dict[str, Any]:
+        """Start an add-on update. The add-on's IAM role, pod identity associations and
+        configuration values are left out on purpose: omitted, EKS keeps them as they are."""
+        try:
+            response = self.client.update_addon(
+                clusterName=cluster,
+                addonName=addon,
+                addonVersion=version,
+                resolveConflicts=resolve_conflicts,
+                clientRequestToken=token,
+            )
+        except ClientError as exc:
+            code, message = error_code(exc), error_message(exc)
+            if code == "ResourceInUseException" or ("currently has" in message and "update" in message):
+                raise UpdateInProgress(message) from exc
+            if code in ("InvalidParameterException", "InvalidRequestException"):
+                raise UpdateRejected(message) from exc
+            raise
+        return dict(response["update"])

@@ -1,0 +1,20 @@
+"""Lambda: claim the target; duplicates end skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autopatch.handlers import lambda_entry
+from autopatch.logic.claim import claim_operation
+from autopatch.logic.steps import run_step
+from autopatch.models import Operation
+from autopatch.services import services
+
+
+@lambda_entry
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    op = Operation.model_validate(event)
+    svc = services()
+    return run_step("claim", op, svc.ledger, lambda o: claim_operation(o, ledger=svc.ledger)).model_dump(
+        mode="json"
+    )

@@ -1,0 +1,156 @@
+"""Human approval: ask (pausing the workflow on its task token) and decide.
+
+The task token never leaves the ledger: messages carry only an opaque approval id. `decide` is the
+one way a decision is made — the CLI, the rehearsal's simulated approver and (later) Slack buttons
+and signed links all call it — so its checks hold everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from autopatch import clock, messages
+from autopatch.clients.ledger import Ledger
+from autopatch.errors import ApprovalError
+from autopatch.models import APPROVAL_REQUESTED, Operation
+from autopatch.policy import FleetPolicy
+
+
+def new_approval_id() -> str:
+    return "apr-" + secrets.token_urlsafe(12)
+
+
+def request_approval(
+    op: Operation, task_token: str, *, ledger: Ledger, policy: FleetPolicy, notifier: Any, console_url: str
+) -> Operation:
+    cluster_policy = policy.cluster(op.cluster.accountId, op.cluster.region, op.cluster.name)
+    approvers = [a.name for a in cluster_policy.approvers] if cluster_policy else []
+    approval_id = new_approval_id()
+    ledger.put_approval(
+        approval_id,
+        {
+            "taskToken": task_token,
+            "clusterKey": op.cluster.key,
+            "cluster": op.cluster.name,
+            "opKey": op.op_sort_key,
+            "component": f"{op.component.kind}/{op.component.name}",
+            "fromVersion": op.fromVersion,
+            "toVersion": op.toVersion,
+            "approvers": approvers,
+            "execution": op.id,
+        },
+    )
+    ledger.link_approval(op.cluster.key, op.id, approval_id)
+    op.approval.id = approval_id
+    payload = messages.approval_blocks(op, approval_id, approvers, console_url)
+    summary = f"approval requested from {', '.join(approvers)}"
+    op.notifications.append(notifier.slack(payload, status="awaiting_approval", summary=summary))
+    op.notifications.append(
+        notifier.sns(
+            f"Approval needed: {op.cluster.name} {op.component.name} {op.toVersion}",
+            messages.plain_text(op) + f"\n\nApprove with: autopatch approve {approval_id} --as <name>",
+            status="awaiting_approval",
+            attributes={
+                "cluster": op.cluster.name,
+                "status": "awaiting_approval",
+                "approver": ",".join(approvers),
+            },
+        )
+    )
+    op.notifications.append(
+        notifier.event(
+            APPROVAL_REQUESTED,
+            {
+                "approvalId": approval_id,
+                "clusterName": op.cluster.name,
+                "accountId": op.cluster.accountId,
+                "region": op.cluster.region,
+                "component": op.component.model_dump(),
+                "currentVersion": op.fromVersion,
+                "targetVersion": op.toVersion,
+                "approvers": approvers,
+            },
+            status="awaiting_approval",
+        )
+    )
+    ledger.note_approval_request(approval_id, [n.model_dump(mode="json") for n in op.notifications[-3:]])
+    return op
+
+
+def decision_outcome(item: dict[str, Any], approval_id: str, **decision: Any) -> dict[str, Any]:
+    """What the waiting workflow receives: the decision plus what the request had sent."""
+    return {
+        "approvalId": approval_id,
+        "decision": decision.get("verdict"),
+        "by": decision.get("by"),
+        "at": decision.get("at"),
+        "reason": decision.get("reason"),
+        "requestedAt": item.get("createdAt"),
+        "notifications": json.loads(item.get("requestNotifications") or "[]"),
+    }
+
+
+@dataclass(frozen=True)
+class Decision:
+    approval_id: str
+    decision: Literal["approved", "rejected"]
+    by: str
+    at: str
+    reason: str | None
+    cluster: str
+
+
+def decide(
+    approval_id: str,
+    decision: Literal["approve", "reject", "approved", "rejected"],
+    approver: str,
+    reason: str | None,
+    *,
+    ledger: Ledger,
+    policy: FleetPolicy,
+    sfn: Any,
+) -> Decision:
+    """Record a decision and resume (or stop) the waiting workflow.
+
+    Refused, with nothing changed: an unknown approval id, an approver not listed for the cluster,
+    an approval already decided (the first decision wins) or expired.
+    """
+    verdict: Literal["approved", "rejected"] = "approved" if decision.startswith("approve") else "rejected"
+    item = ledger.get_approval(approval_id)
+    if item is None:
+        raise ApprovalError(f"no approval {approval_id!r}")
+    account, region, name = str(item["clusterKey"]).split("#", 2)
+    cluster_policy = policy.cluster(account, region, name)
+    listed = cluster_policy.approver(approver) if cluster_policy else None
+    if listed is None:
+        raise ApprovalError(f"{approver} is not an approver for {name}")
+    if item.get("status") != "pending":
+        raise ApprovalError(
+            f"already {item.get('decision', item.get('status'))} by {item.get('decidedBy', '-')} "
+            f"at {item.get('decidedAt', '-')}"
+        )
+    at = clock.now()
+    if not ledger.close_approval(approval_id, decision=verdict, by=listed.name, at=at, reason=reason):
+        fresh = ledger.get_approval(approval_id) or {}
+        raise ApprovalError(
+            f"already {fresh.get('decision')} by {fresh.get('decidedBy')} at {fresh.get('decidedAt')}"
+        )
+    outcome = decision_outcome(
+        item, approval_id, verdict=verdict, by=listed.name, at=clock.iso(at), reason=reason
+    )
+    from botocore.exceptions import ClientError
+
+    try:
+        if verdict == "approved":
+            sfn.send_task_success(taskToken=item["taskToken"], output=json.dumps(outcome))
+        else:
+            sfn.send_task_failure(
+                taskToken=item["taskToken"], error="ApprovalRejected", cause=json.dumps(outcome)
+            )
+    except ClientError as exc:
+        # The workflow stopped waiting (timed out or was stopped): the decision came too late.
+        raise ApprovalError(f"the operation no longer waits for a decision: {exc}") from exc
+    return Decision(approval_id, verdict, listed.name, clock.iso(at), reason, name)

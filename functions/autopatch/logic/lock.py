@@ -1,0 +1,32 @@
+"""The per-cluster lease: one change at a time per cluster, freed by itself if a run dies."""
+
+from __future__ import annotations
+
+from autopatch import clock
+from autopatch.clients.ledger import Ledger
+from autopatch.errors import ClusterBusy, LockWaitExpired
+from autopatch.models import Operation
+
+# Renewed on every poll, so a crashed run frees the cluster within one lease.
+LEASE_SECONDS = 15 * 60
+
+
+def take_lock(op: Operation, *, ledger: Ledger) -> Operation:
+    holder = ledger.acquire_lock(op.cluster.key, op.id, LEASE_SECONDS)
+    if holder is None:
+        op.lockHeld = True
+        return op
+    waited = (clock.now() - op.startedAt).total_seconds()
+    if waited >= op.lockWaitBudget:
+        raise LockWaitExpired(
+            f"{op.cluster.name} stayed busy (held by {holder.get('holder')}) for {int(waited)} s, "
+            f"longer than the lockWaitBudget of {op.lockWaitBudget} s"
+        )
+    raise ClusterBusy(f"{op.cluster.name} is being changed by {holder.get('holder')}")
+
+
+def release_lock(op: Operation, *, ledger: Ledger) -> Operation:
+    if op.lockHeld:
+        ledger.release_lock(op.cluster.key, op.id)
+        op.lockHeld = False
+    return op

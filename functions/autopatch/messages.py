@@ -1,0 +1,160 @@
+"""What people read: Slack Block Kit and plain-text summaries of an operation, in plain words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autopatch.models import Operation
+
+MAX_CHECKS_SHOWN = 8
+SECTION_LIMIT = 3000
+
+STATUS_WORDS = {
+    "running": "in progress",
+    "succeeded": "patched",
+    "failed": "failed",
+    "rolled_back": "rolled back",
+    "rejected": "rejected",
+    "skipped": "skipped",
+    "blocked": "blocked before any change",
+}
+STATUS_EMOJI = {
+    "running": ":hourglass_flowing_sand:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "rolled_back": ":leftwards_arrow_with_hook:",
+    "rejected": ":no_entry_sign:",
+    "skipped": ":fast_forward:",
+    "blocked": ":octagonal_sign:",
+}
+
+
+def headline(op: Operation) -> str:
+    return (
+        f"{op.cluster.name}: {op.component.name} {op.fromVersion} → {op.toVersion} "
+        f"{STATUS_WORDS.get(op.status, op.status)}"
+    )
+
+
+def explanation(op: Operation) -> str:
+    """One or two sentences on why the run ended the way it did."""
+    parts = []
+    if op.reason:
+        parts.append(f"Reason: `{op.reason}`.")
+    if op.message:
+        parts.append(op.message)
+    if op.approval.decision:
+        by = op.approval.by or "unknown"
+        parts.append(f"{op.approval.decision.capitalize()} by {by}.")
+    if op.preservedEdits:
+        kept = sum(1 for e in op.preservedEdits if e.before == e.after)
+        parts.append(f"Customer edits preserved: {kept}/{len(op.preservedEdits)}.")
+    return " ".join(parts)[:SECTION_LIMIT]
+
+
+def check_lines(op: Operation) -> list[str]:
+    lines = [
+        f"{'✅' if c.passed else ('⛔' if c.severity == 'required' else '⚠️')} {c.name}"
+        + (f": {c.detail}" if c.detail and not c.passed else "")
+        for c in op.checks
+    ]
+    if len(lines) > MAX_CHECKS_SHOWN:
+        lines = [*lines[:MAX_CHECKS_SHOWN], f"+{len(lines) - MAX_CHECKS_SHOWN} more"]
+    return lines
+
+
+def _execution_link(op: Operation, console_url: str) -> str:
+    return f"<{console_url}#/v2/executions/details/{op.executionArn}|execution {op.id}>"
+
+
+def operation_blocks(op: Operation, console_url: str) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{STATUS_EMOJI.get(op.status, '')} *{headline(op)}*"},
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Cluster*\n{op.cluster.name} ({op.cluster.region})"},
+                {"type": "mrkdwn", "text": f"*Component*\n{op.component.kind} {op.component.name}"},
+                {"type": "mrkdwn", "text": f"*Version*\n{op.fromVersion} → {op.toVersion}"},
+                {"type": "mrkdwn", "text": f"*Status*\n{op.status}"},
+            ],
+        },
+    ]
+    why = explanation(op)
+    if why:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
+    checks = check_lines(op)
+    if checks:
+        text = "*Checks*\n" + "\n".join(checks)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
+    )
+    return {"text": headline(op), "blocks": blocks}
+
+
+def approval_blocks(
+    op: Operation, approval_id: str, approvers: list[str], console_url: str
+) -> dict[str, Any]:
+    ask = (
+        f":raised_hand: *Approval needed: {op.cluster.name} {op.component.name} "
+        f"{op.fromVersion} → {op.toVersion}*\nApprovers: {', '.join(approvers)}. "
+        f"Or from a shell: `autopatch approve {approval_id} --as <name>`"
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": ask[:SECTION_LIMIT]}},
+    ]
+    checks = check_lines(op)
+    if checks:
+        text = "*Checks*\n" + "\n".join(checks)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"approval:{approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "approve",
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "value": approval_id,
+                },
+                {
+                    "type": "button",
+                    "action_id": "reject",
+                    "style": "danger",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                    "value": approval_id,
+                },
+            ],
+        }
+    )
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
+    )
+    return {"text": f"Approval needed: {op.cluster.name} {op.component.name}", "blocks": blocks}
+
+
+def plain_text(op: Operation) -> str:
+    lines = [
+        headline(op),
+        "",
+        f"Cluster:   {op.cluster.name} ({op.cluster.accountId}, {op.cluster.region})",
+        f"Component: {op.component.kind} {op.component.name}",
+        f"Version:   {op.fromVersion} -> {op.toVersion}",
+        f"Status:    {op.status}" + (f" ({op.reason})" if op.reason else ""),
+    ]
+    why = explanation(op)
+    if why:
+        lines += ["", why]
+    if op.checks:
+        lines += ["", "Checks:"] + [
+            f"  [{'ok' if c.passed else 'FAIL'}] {c.name} ({c.severity}){': ' + c.detail if c.detail else ''}"
+            for c in op.checks
+        ]
+    lines += ["", f"Execution: {op.executionArn}"]
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""The event contract and the operation record that flows through every workflow step.
+
+Field names are the ones the ASL paths use (`$.status`, `$.approval.required`, `$.update.status`...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EVENT_SOURCE = "autopatch"
+ADDON_VERSION_AVAILABLE = "EKS Add-on Version Available"
+AMI_RELEASE_AVAILABLE = "EKS AMI Release Available"
+END_OF_SUPPORT_APPROACHING = "EKS Version End Of Support Approaching"
+APPROVAL_REQUESTED = "Autopatch Approval Requested"
+OPERATION_FINISHED = "Autopatch Operation Finished"
+TRIGGER_DETAIL_TYPES = (ADDON_VERSION_AVAILABLE, AMI_RELEASE_AVAILABLE, END_OF_SUPPORT_APPROACHING)
+
+Status = Literal["running", "succeeded", "failed", "rolled_back", "rejected", "skipped", "blocked"]
+FINAL_STATUSES: tuple[str, ...] = ("succeeded", "failed", "rolled_back", "rejected", "skipped", "blocked")
+# A target that ended like this is announced again after the policy's `retryAfter`.
+RETRYABLE_STATUSES: tuple[str, ...] = ("failed", "rejected", "blocked")
+# A target in one of these is not claimed again.
+HOLDING_STATUSES: tuple[str, ...] = ("running", "succeeded")
+
+ComponentKind = Literal["addon", "nodegroup", "control-plane"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Component(_Model):
+    kind: ComponentKind
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TriggerDetail(_Model):
+    clusterName: str = Field(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z][A-Za-z0-9\-_]*$")
+    accountId: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    component: Component
+    currentVersion: str = Field(min_length=1, max_length=64)
+    targetVersion: str = Field(min_length=1, max_length=64)
+    detectedAt: datetime
+    deadline: datetime | None = None
+
+
+class TriggerEvent(BaseModel):
+    """The EventBridge envelope of a trigger, as a rule hands it to Step Functions."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str
+    detail_type: Literal[
+        "EKS Add-on Version Available", "EKS AMI Release Available", "EKS Version End Of Support Approaching"
+    ] = Field(alias="detail-type")
+    source: Literal["autopatch"]
+    account: str | None = None
+    time: datetime | None = None
+    region: str | None = None
+    detail: TriggerDetail
+
+
+class ClusterRef(_Model):
+    name: str
+    accountId: str
+    region: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.accountId}#{self.region}#{self.name}"
+
+
+class Check(_Model):
+    name: str
+    severity: Literal["required", "recommended"]
+    passed: bool
+    detail: str = ""
+    reason: str | None = None  # the operation's reason code if this check blocks it
+
+
+class StepRecord(_Model):
+    name: str
+    started: datetime
+    ended: datetime
+    outcome: str
+
+
+class Approval(_Model):
+    required: bool = False
+    id: str | None = None
+    timeoutSeconds: int = 86400
+    decision: Literal["approved", "rejected"] | None = None
+    by: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+
+
+class EditedField(_Model):
+    """A field of an add-on object set by a manager other than EKS (a customer's edit)."""
+
+    object: str  # "ConfigMap kube-system/coredns"
+    path: str  # ".data.Corefile"
+    steps: list[str] = Field(default_factory=list)  # the same path, unambiguous
+    manager: str
+    before: Any = None
+    after: Any = None
+
+
+class WorkloadState(_Model):
+    object: str  # "Deployment kube-system/coredns"
+    desired: int
+    ready: int
+    updated: int
+    image: str | None = None
+
+    @property
+    def rolled_out(self) -> bool:
+        return self.desired > 0 and self.ready == self.desired and self.updated == self.desired
+
+
+class Baseline(_Model):
+    workloads: list[WorkloadState] = Field(default_factory=list)
+    edits: list[EditedField] = Field(default_factory=list)
+    configurationValues: str | None = None
+
+
+class UpdateState(_Model):
+    id: str | None = None
+    status: Literal["InProgress", "Failed", "Cancelled", "Successful"] | None = None
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    toVersion: str | None = None
+
+
+class PollState(_Model):
+    attempt: int = 0
+    waitSeconds: int = 15
+
+
+class VerifyState(_Model):
+    attempt: int = 0
+    passed: bool = False
+    retry: bool = False
+    waitSeconds: int = 60
+    findings: list[str] = Field(default_factory=list)
+
+
+class Notification(_Model):
+    channel: Literal["slack", "sns", "eventbridge"]
+    at: datetime
+    status: str
+    summary: str
+    delivered: bool
+    detail: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    """What a `Catch` puts at `$.error`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    Error: str
+    Cause: str | None = None
+
+
+class Operation(_Model):
+    """One patch of one component of one cluster: the state every step reads and returns."""
+
+    id: str  # the execution name
+    executionArn: str
+    eventId: str
+    cluster: ClusterRef
+    component: Component
+    fromVersion: str
+    toVersion: str
+    detectedAt: datetime
+    startedAt: datetime
+    deadline: datetime | None = None
+    phase: Literal["update", "rollback"] = "update"
+    status: Status = "running"
+    reason: str | None = None
+    message: str | None = None
+    kubernetesVersion: str | None = None
+    rollbackOnFailure: bool = True
+    lockWaitBudget: int = 6 * 3600
+    resolveConflicts: Literal["PRESERVE", "OVERWRITE"] = "PRESERVE"
+    approval: Approval = Field(default_factory=Approval)
+    checks: list[Check] = Field(default_factory=list)
+    baseline: Baseline = Field(default_factory=Baseline)
+    update: UpdateState = Field(default_factory=UpdateState)
+    poll: PollState = Field(default_factory=PollState)
+    verify: VerifyState = Field(default_factory=VerifyState)
+    preservedEdits: list[EditedField] = Field(default_factory=list)
+    lockHeld: bool = False
+    steps: list[StepRecord] = Field(default_factory=list)
+    notifications: list[Notification] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    # Where the approval task's output lands (`ResultPath`); folded into `approval` on read.
+    approvalOutcome: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _fold_approval_outcome(self) -> Operation:
+        outcome, self.approvalOutcome = self.approvalOutcome, None
+        if outcome:
+            self.absorb_decision(outcome)
+        return self
+
+    def absorb_decision(self, outcome: dict[str, Any]) -> None:
+        """Fold a decision (what decide() sends back to the workflow) into the record."""
+        self.approval.id = outcome.get("approvalId") or self.approval.id
+        self.approval.decision = outcome.get("decision")
+        self.approval.by = outcome.get("by")
+        self.approval.at = outcome.get("at")
+        self.approval.reason = outcome.get("reason")
+        self.notifications.extend(Notification.model_validate(n) for n in outcome.get("notifications") or [])
+        requested = outcome.get("requestedAt")
+        if requested and self.approval.at:
+            self.steps.append(
+                StepRecord(
+                    name="approval",
+                    started=requested,
+                    ended=self.approval.at,
+                    outcome=f"{self.approval.decision} by {self.approval.by}",
+                )
+            )
+
+    @property
+    def op_sort_key(self) -> str:
+        return f"OP#{self.component.kind}#{self.component.name}#{self.toVersion}#{self.id}"
+
+    @property
+    def target_key(self) -> str:
+        return f"{self.component.kind}#{self.component.name}#{self.toVersion}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def end(self, status: Status, reason: str, message: str = "") -> Operation:
+        self.status = status
+        self.reason = reason
+        self.message = message or self.message
+        return self
+
+
+class ExecutionInfo(_Model):
+    id: str
+    name: str
+
+
+class ValidateInput(BaseModel):
+    """What the first state hands to `validate`: the raw event plus the execution's identity."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event: Any
+    execution: ExecutionInfo
+
+
+class ApprovalTaskInput(_Model):
+    operation: Operation
+    taskToken: str

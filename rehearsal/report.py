@@ -1,0 +1,223 @@
+"""The rehearsal report (docs/report.md is the contract): JSON for tools, Markdown for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from autopatch.models import Operation
+
+STATUS_ORDER = ("succeeded", "rolled_back", "skipped", "blocked", "rejected", "failed", "running")
+
+
+def _operation_entry(op: Operation, execution: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "cluster": op.cluster.name,
+        "accountId": op.cluster.accountId,
+        "region": op.cluster.region,
+        "component": op.component.model_dump(),
+        "from": op.fromVersion,
+        "to": op.toVersion,
+        "status": op.status,
+        "reason": op.reason,
+        "message": op.message,
+        "startedAt": op.startedAt.isoformat(),
+        "endedAt": op.steps[-1].ended.isoformat() if op.steps else None,
+        "steps": [
+            {
+                "name": s.name,
+                "started": s.started.isoformat(),
+                "ended": s.ended.isoformat(),
+                "outcome": s.outcome,
+            }
+            for s in op.steps
+        ],
+        "checks": [c.model_dump() for c in op.checks],
+        "approval": {
+            "required": op.approval.required,
+            "id": op.approval.id,
+            "decision": op.approval.decision,
+            "by": op.approval.by,
+            "at": op.approval.at.isoformat() if op.approval.at else None,
+            "reason": op.approval.reason,
+        },
+        "update": op.update.model_dump(),
+        "preserved_edits": [_edit(e) for e in op.preservedEdits],
+        "notifications": [n.model_dump(mode="json") for n in op.notifications],
+        "execution": {
+            "arn": op.executionArn,
+            "status": (execution or {}).get("status"),
+            "error": (execution or {}).get("error"),
+        },
+    }
+
+
+def _edit(edit: Any) -> dict[str, Any]:
+    return {
+        "object": edit.object,
+        "field": edit.path,
+        "manager": edit.manager,
+        "before": edit.before,
+        "after": edit.after,
+        "preserved": edit.before == edit.after,
+    }
+
+
+def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: float) -> dict[str, Any]:
+    scenario = rehearsal.scenario
+    items = engine.ledger_items()
+    executions = {e["executionArn"]: e for e in engine.executions()}
+    operations = sorted(
+        (Operation.model_validate_json(i["record"]) for i in items if str(i["sk"]).startswith("OP#")),
+        key=lambda op: (op.startedAt, op.cluster.name, op.component.name, op.id),
+    )
+    entries = [_operation_entry(op, executions.get(op.executionArn)) for op in operations]
+    known = {op.executionArn for op in operations}
+    invalid = [
+        {
+            "execution": i["sk"],
+            "receivedAt": i.get("receivedAt"),
+            "problems": i.get("problems", []),
+            "executionStatus": next(
+                (e["status"] for arn, e in executions.items() if arn.endswith(":" + str(i["sk"]))), None
+            ),
+            "error": next(
+                (e.get("error") for arn, e in executions.items() if arn.endswith(":" + str(i["sk"]))), None
+            ),
+        }
+        for i in items
+        if str(i["pk"]).startswith("INVALID#")
+    ]
+    unrecorded = [
+        {"execution": arn, "status": e["status"], "error": e.get("error")}
+        for arn, e in executions.items()
+        if arn not in known and not any(arn.endswith(":" + x["execution"]) for x in invalid)
+    ]
+    clusters = []
+    for seed in scenario.clusters:
+        described = simulator.call("DescribeCluster", {"name": seed.name})["cluster"]
+        components = []
+        for name in simulator.call("ListAddons", {"clusterName": seed.name})["addons"]:
+            addon = simulator.call("DescribeAddon", {"clusterName": seed.name, "addonName": name})["addon"]
+            components.append(
+                {"kind": "addon", "name": name, "version": addon["addonVersion"], "status": addon["status"]}
+            )
+        edits = [
+            {**_edit(e), "operation": op.id}
+            for op in operations
+            if op.cluster.name == seed.name
+            for e in op.preservedEdits
+        ]
+        clusters.append(
+            {
+                "name": seed.name,
+                "kubernetesVersion": described["version"],
+                "components": components,
+                "preserved_edits": edits,
+            }
+        )
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    return {
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "simulatedStart": rehearsal.clock.start.isoformat(),
+        "simulatedEnd": rehearsal.clock.now().isoformat(),
+        "simulatedSeconds": rehearsal.clock.elapsed(),
+        "wallSeconds": round(wall_seconds, 2),
+        "summary": counts,
+        "operations": entries,
+        "clusters": clusters,
+        "invalidEvents": invalid,
+        "unrecordedExecutions": unrecorded,
+        "watcherPasses": rehearsal.watcher_passes,
+        "approvals": rehearsal.approver_log,
+        "slackMessages": list(engine.slack.messages),
+        "busEvents": engine.bus_events,
+        "eksCalls": dict(sorted(simulator.calls.items())),
+        "unexpectedErrors": engine.unexpected_errors,
+    }
+
+
+def write_report(report: dict[str, Any], directory: Path, *, lambda_log: str = "") -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "report.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    md_path = directory / "report.md"
+    md_path.write_text(markdown(report))
+    paths = [json_path, md_path]
+    if lambda_log:
+        log_path = directory / "lambda.log"
+        log_path.write_text(lambda_log)
+        paths.append(log_path)
+    return paths
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Rehearsal: {report['scenario']}",
+        "",
+        report.get("description") or "",
+        "",
+        f"Simulated {report['simulatedStart']} → {report['simulatedEnd']} "
+        f"({_duration(report['simulatedSeconds'])}); wall time {report['wallSeconds']} s.",
+        "",
+        "## Operations",
+        "",
+        "| cluster | component | from → to | status | reason | approval |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op in report["operations"]:
+        approval = op["approval"]
+        who = (
+            f"{approval['decision']} by {approval['by']}"
+            if approval["decision"]
+            else ("pending" if approval["required"] else "not required")
+        )
+        lines.append(
+            f"| {op['cluster']} | {op['component']['name']} | {op['from']} → {op['to']} | "
+            f"**{op['status']}** | {op['reason'] or ''} | {who} |"
+        )
+    lines += ["", "## Clusters after the run", ""]
+    for cluster in report["clusters"]:
+        versions = ", ".join(f"{c['name']} {c['version']}" for c in cluster["components"])
+        lines.append(f"- **{cluster['name']}** (Kubernetes {cluster['kubernetesVersion']}): {versions}")
+        for edit in cluster["preserved_edits"]:
+            state = "preserved" if edit["preserved"] else "**changed**"
+            lines.append(
+                f"  - customer edit {edit['object']} `{edit['field']}` by {edit['manager']}: {state}"
+            )
+    lines += ["", "## What happened, step by step", ""]
+    for op in report["operations"]:
+        lines.append(
+            f"### {op['cluster']} {op['component']['name']} {op['from']} → {op['to']}: {op['status']}"
+        )
+        if op["message"]:
+            lines.append("")
+            lines.append(op["message"])
+        lines.append("")
+        for step in op["steps"]:
+            lines.append(f"- {step['started'][11:19]} {step['name']}: {step['outcome']}")
+        failed = [c for c in op["checks"] if not c["passed"]]
+        for check in failed:
+            lines.append(f"- check **{check['name']}** ({check['severity']}): {check['detail']}")
+        lines.append("")
+    if report["invalidEvents"]:
+        lines += ["## Refused events", ""]
+        for item in report["invalidEvents"]:
+            lines.append(f"- {item['execution']}: {'; '.join(item['problems'])}")
+        lines.append("")
+    lines += ["## Slack messages", ""]
+    for message in report["slackMessages"]:
+        lines.append(f"- {message.get('text', '')}")
+    return "\n".join(lines) + "\n"

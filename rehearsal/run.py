@@ -1,0 +1,299 @@
+"""A rehearsal: seed the simulated fleet from a scenario, run the real system, report what happened."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopatch.fields import parse_path
+
+from rehearsal.clock import SimClock
+from rehearsal.engine import LAMBDA_ACCESS_KEY, LAMBDA_SECRET_KEY, Engine, Invocation
+from rehearsal.scenario import Scenario, offset_seconds
+from rehearsal.slack_sink import approval_id_of
+
+ApproveMode = str  # auto | reject | prompt | none
+
+QUIET_STEPS = {"Poll", "Lock"}
+
+
+@dataclass
+class RehearsalResult:
+    scenario: Scenario
+    report: dict[str, Any]
+    engine: Engine
+    simulator: Any
+    wall_seconds: float
+    report_paths: list[Path] = field(default_factory=list)
+
+    def operations(self, **match: Any) -> list[dict[str, Any]]:
+        def keep(op: dict[str, Any]) -> bool:
+            return all(
+                (op["component"]["name"] if k == "component" else op.get(k)) == v for k, v in match.items()
+            )
+
+        return [op for op in self.report["operations"] if keep(op)]
+
+
+class Rehearsal:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        approve: ApproveMode | None = None,
+        report_dir: Path | None = None,
+        echo: Callable[[str], None] | None = None,
+        prompt: Callable[[str], str] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.approve = approve or scenario.approvals.mode
+        self.report_dir = report_dir
+        self.echo = echo or (lambda line: None)
+        self.prompt = prompt or input
+        self.clock = SimClock(scenario.now)
+        self._poll_seen: set[str] = set()
+        self.approver_log: list[dict[str, Any]] = []
+        self.watcher_passes: list[dict[str, Any]] = []
+
+    # ---- running -----------------------------------------------------------------------------------
+    def run(self) -> RehearsalResult:
+        from rehearsal.eks.simulator import EksSimulator
+        from rehearsal.kube.server import FakeKubeApiServer
+        from rehearsal.kube.store import KubeStore
+        from rehearsal.report import build_report, write_report
+
+        started = time.monotonic()
+        policy = self.scenario.fleet_policy
+        workdir = Path(tempfile.mkdtemp(prefix="autopatch-rehearsal-"))
+        policy_path = workdir / "fleet.json"
+        policy_path.write_text(policy.model_dump_json(indent=2))
+        simulator = EksSimulator(self.clock)
+        log = io.StringIO()
+        servers = []
+        engine = Engine(
+            clock=self.clock,
+            simulator=simulator,
+            policy_path=policy_path,
+            account_id=self.scenario.accountId,
+            region=self.scenario.region,
+            log=log,
+            on_invocation=self._progress,
+            on_slack_message=self._on_slack,
+        )
+        self.engine = engine
+        try:
+            for seed in self.scenario.clusters:
+                store = KubeStore(seed.name, seed.version)
+                store.clock_now = lambda: self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+                server = FakeKubeApiServer(
+                    store,
+                    cluster_name=seed.name,
+                    credentials={LAMBDA_ACCESS_KEY: LAMBDA_SECRET_KEY},
+                    readonly_key_ids={LAMBDA_ACCESS_KEY},
+                )
+                server.start()
+                servers.append(server)
+                self._seed_cluster(simulator, store, seed, server.endpoint)
+            with engine:
+                self._schedule(engine)
+                finished = self.clock.run_until_idle(real_timeout=900)
+                if not finished:
+                    raise RuntimeError("the rehearsal did not settle within 15 minutes of real time")
+                wall = time.monotonic() - started
+                report = build_report(self, engine, simulator, wall_seconds=wall)
+        finally:
+            for server in servers:
+                server.stop()
+        result = RehearsalResult(self.scenario, report, engine, simulator, wall)
+        if self.report_dir is not None:
+            result.report_paths = write_report(report, self.report_dir, lambda_log=log.getvalue())
+        return result
+
+    def _seed_cluster(self, simulator: Any, store: Any, seed: Any, endpoint: str) -> None:
+        simulator.add_cluster(
+            seed.name,
+            account_id=seed.accountId or self.scenario.accountId,
+            region=seed.region or self.scenario.region,
+            version=seed.version,
+            store=store,
+            endpoint=endpoint,
+        )
+        for index in range(seed.nodes):
+            store.put(
+                {
+                    "kind": "Node",
+                    "metadata": {
+                        "name": f"ip-10-0-{index // 250}-{index % 250 + 10}."
+                        f"{seed.region or self.scenario.region}.compute.internal",
+                        "labels": {"kubernetes.io/os": "linux"},
+                    },
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "nodeInfo": {"kubeletVersion": f"v{seed.version}.0-eks"},
+                    },
+                },
+                manager="kubelet",
+            )
+        for addon in seed.addons:
+            simulator.install_addon(
+                seed.name,
+                addon.name,
+                addon.version,
+                configuration_values=addon.configurationValues,
+                service_account_role_arn=addon.serviceAccountRoleArn,
+            )
+            for edit in addon.edits:
+                kind, rest = edit.object.split(" ", 1)
+                namespace, name = rest.split("/", 1)
+                path = parse_path(edit.path)
+                value = edit.value
+                if edit.replace is not None:
+                    current = str(store.value(kind, namespace, name, path) or "")
+                    old, new = edit.replace
+                    if old not in current:
+                        raise ValueError(f"{seed.name}: {edit.object} {edit.path} does not contain {old!r}")
+                    value = current.replace(old, new, 1)
+                simulator.customer_edit(seed.name, kind, namespace, name, path, value, manager=edit.manager)
+        for fault in seed.faults:
+            simulator.inject_fault(
+                seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon"})
+            )
+
+    def _schedule(self, engine: Engine) -> None:
+        for run in self.scenario.watcher.runs:
+
+            def watcher_pass(run: str = run) -> None:
+                self._watcher_pass(engine, run)
+
+            self.clock.call_later(offset_seconds(run), watcher_pass)
+        for injected in self.scenario.events:
+
+            def put(injected: Any = injected) -> None:
+                for _ in range(injected.repeat):
+                    engine.put_event(injected.source, injected.detail_type, injected.detail)
+
+            self.clock.call_later(offset_seconds(injected.at), put)
+
+    def _watcher_pass(self, engine: Engine, run: str) -> None:
+        self.echo(f"{self._stamp()}  release watcher pass ({run})")
+        result = engine.invoke_function(
+            "ReleaseWatcher", {"source": "aws.scheduler", "detail-type": "Scheduled"}
+        )
+        if isinstance(result, dict) and "announced" in result:
+            self.watcher_passes.append({"at": self.clock.now().isoformat(), **result})
+            for item in result["announced"]:
+                self.echo(
+                    f"{self._stamp()}  announced {item['cluster']} {item['addon']} "
+                    f"{item['current']} → {item['target']} ({item['why']})"
+                )
+        else:
+            self.echo(f"{self._stamp()}  release watcher failed: {result}")
+
+    # ---- approvals -------------------------------------------------------------------------------
+    def _on_slack(self, payload: dict[str, Any]) -> None:
+        approval_id = approval_id_of(payload)
+        if approval_id is None or self.approve == "none":
+            return
+        delay = offset_seconds(self.scenario.approvals.delay)
+        self.clock.call_later(delay, lambda: self._decide(approval_id))
+
+    def _decide(self, approval_id: str) -> None:
+        import boto3
+        from autopatch.errors import ApprovalError
+        from autopatch.logic.approval import decide
+        from autopatch.services import services
+
+        svc = services()
+        item = svc.ledger.get_approval(approval_id) or {}
+        approvers = list(item.get("approvers") or [])
+        approver = approvers[0] if approvers else "nobody"
+        verdict, reason = "approve", None
+        if self.approve == "reject":
+            verdict, reason = "reject", "rehearsal run with --approve reject"
+        elif self.approve == "prompt":
+            answer = self.prompt(
+                f"Approve {item.get('cluster')} {item.get('component')} {item.get('fromVersion')} → "
+                f"{item.get('toVersion')}? [y/N] "
+            )
+            verdict = "approve" if answer.strip().lower() in ("y", "yes") else "reject"
+            reason = None if verdict == "approve" else "rejected at the prompt"
+        try:
+            decision = decide(
+                approval_id,
+                verdict,  # type: ignore[arg-type]
+                approver,
+                reason,
+                ledger=svc.ledger,
+                policy=svc.policy,
+                sfn=boto3.client("stepfunctions"),
+            )
+            line = f"{decision.decision} by {decision.by} (simulated approver, through decide())"
+            self.approver_log.append(
+                {"approval": approval_id, "decision": decision.decision, "by": decision.by}
+            )
+        except ApprovalError as exc:
+            line = f"decision refused: {exc}"
+        self.echo(
+            f"{self._stamp()}  {item.get('cluster')} {item.get('component')}: approval {approval_id} {line}"
+        )
+
+    # ---- console ---------------------------------------------------------------------------------
+    def _stamp(self) -> str:
+        seconds = int(self.clock.elapsed())
+        return f"[+{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}]"
+
+    def _progress(self, invocation: Invocation) -> None:
+        if invocation.function in ("ReleaseWatcher", "ReleaseLock"):
+            return
+        op = _operation_of(invocation)
+        if op is None:
+            if invocation.function == "Validate" and invocation.error:
+                self.echo(f"{self._stamp()}  event refused: {invocation.error}: {invocation.error_message}")
+            return
+        versions = f"{op['fromVersion']} → {op['toVersion']}"
+        label = f"{op['cluster']['name']:<8} {op['component']['name']:<11} {versions}"
+        step = invocation.function
+        if invocation.error:
+            outcome = f"{invocation.error}: {invocation.error_message}"
+            if invocation.error == "ClusterBusy" and op["id"] in self._poll_seen:
+                return
+            self._poll_seen.add(op["id"]) if invocation.error == "ClusterBusy" else None
+        elif step == "Poll":
+            update = invocation.result.get("update", {}) if isinstance(invocation.result, dict) else {}
+            key = f"{op['id']}:{update.get('id')}:{update.get('status')}"
+            if key in self._poll_seen:
+                return
+            self._poll_seen.add(key)
+            outcome = f"update {update.get('status')}"
+        elif step == "RequestApproval":
+            outcome = "waiting for approval"
+        else:
+            result = invocation.result if isinstance(invocation.result, dict) else {}
+            status = result.get("status", "running")
+            outcome = "ok" if status == "running" else f"{status} ({result.get('reason')})"
+            if step == "Verify" and status == "running" and result.get("verify", {}).get("retry"):
+                outcome = "not settled yet: " + "; ".join(result["verify"].get("findings", [])[:2])
+        if step in QUIET_STEPS and outcome == "ok":
+            return
+        self.echo(f"{self._stamp()}  {label}  {step.lower():<15} {outcome}")
+
+
+def _operation_of(invocation: Invocation) -> dict[str, Any] | None:
+    event = invocation.event
+    if invocation.function == "RequestApproval":
+        event = event.get("operation", {})
+    if isinstance(invocation.result, dict) and "cluster" in invocation.result:
+        return invocation.result
+    if isinstance(event, dict) and "cluster" in event and "component" in event:
+        return event
+    return None
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)
