@@ -24,6 +24,7 @@ ADDON_OBJECTS: dict[str, tuple[KubeObject, ...]] = {
     "coredns": (
         KubeObject("Deployment", "kube-system", "coredns"),
         KubeObject("ConfigMap", "kube-system", "coredns"),
+        KubeObject("PodDisruptionBudget", "kube-system", "coredns"),
     ),
     "vpc-cni": (KubeObject("DaemonSet", "kube-system", "aws-node"),),
     "kube-proxy": (
