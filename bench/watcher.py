@@ -1,0 +1,224 @@
+"""Benchmark: one release-watcher pass over a simulated fleet of 200 clusters.
+
+The fleet runs four Kubernetes versions; every cluster's policy lists all five supported add-ons
+and each cluster has the add-ons the EKS simulator's catalogue offers installed, some behind and
+some up to date. The real watcher (`watch_addon_releases`) makes its boto3 EKS calls against the
+simulator, keeps its ledger in moto's DynamoDB and puts its events on a moto EventBridge bus.
+
+Prints one JSON object: the EKS calls the pass made, the fewest it could have made, and whether
+the targets are met. Exits 1 if a target is missed.
+
+    .venv/bin/python bench/watcher.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[1]
+for entry in (ROOT, ROOT / "functions"):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+import boto3  # noqa: E402
+from autopatch import clock as product_clock  # noqa: E402
+from autopatch.clients import eks as eks_clients  # noqa: E402
+from autopatch.clients.ledger import Ledger  # noqa: E402
+from autopatch.logic.watcher import watch_addon_releases  # noqa: E402
+from autopatch.policy import SUPPORTED_ADDONS, FleetPolicy  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from rehearsal.clock import SimClock  # noqa: E402
+from rehearsal.eks.simulator import MAX_PAGE_SIZE, EksSimulator  # noqa: E402
+from rehearsal.eks_bridge import eks_routed_to  # noqa: E402
+from rehearsal.kube.store import KubeStore  # noqa: E402
+
+CLUSTERS = 200
+KUBERNETES_VERSIONS = ("1.30", "1.31", "1.32", "1.33")
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+BUS = "autopatch"
+TABLE = "autopatch-ledger"
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+TOTAL_TOLERANCE = 1.1  # the pass may make at most 10 % more EKS calls than the minimum
+
+
+class CountingEvents:
+    """The EventBridge client, counting PutEvents calls on the way through."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.put_events_calls = 0
+
+    def put_events(self, **kwargs: Any) -> Any:
+        self.put_events_calls += 1
+        return self.client.put_events(**kwargs)
+
+
+def cluster_name(index: int) -> str:
+    return f"fleet-{index:03d}"
+
+
+def build_fleet(simulator: EksSimulator, addons: list[str]) -> list[tuple[str, str, dict[str, str]]]:
+    """Clusters spread evenly over the Kubernetes versions; each add-on on one of the versions the
+    catalogue offers for its Kubernetes version (newest first, so index 0 is up to date)."""
+    fleet = []
+    for index in range(CLUSTERS):
+        name = cluster_name(index)
+        kubernetes = KUBERNETES_VERSIONS[index % len(KUBERNETES_VERSIONS)]
+        store = KubeStore(name, kubernetes)
+        store.clock_now = lambda: simulator.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The watcher never calls Kubernetes: the endpoint is only what DescribeCluster reports.
+        simulator.add_cluster(
+            name,
+            account_id=ACCOUNT,
+            region=REGION,
+            version=kubernetes,
+            store=store,
+            endpoint=f"https://{name}.bench.invalid",
+        )
+        installed = {}
+        for position, addon in enumerate(addons):
+            catalog_addon = simulator.catalog.get(addon)
+            if catalog_addon is None:
+                raise RuntimeError(f"{addon} is not in the simulator's catalogue")
+            offered = catalog_addon.versions_for(kubernetes)
+            version = offered[(index // len(KUBERNETES_VERSIONS) + position) % len(offered)].addon_version
+            simulator.install_addon(name, addon, version)
+            installed[addon] = version
+        fleet.append((name, kubernetes, installed))
+    return fleet
+
+
+def fleet_policy() -> FleetPolicy:
+    return FleetPolicy.model_validate(
+        {
+            "defaults": {"addons": list(SUPPORTED_ADDONS)},
+            "clusters": [
+                {
+                    "name": cluster_name(i),
+                    "accountId": ACCOUNT,
+                    "region": REGION,
+                    "addons": list(SUPPORTED_ADDONS),
+                }
+                for i in range(CLUSTERS)
+            ],
+        }
+    )
+
+
+def create_ledger_table() -> Ledger:
+    boto3.client("dynamodb").create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Ledger(TABLE, resource=boto3.resource("dynamodb"))
+
+
+def run() -> dict[str, Any]:
+    clock = SimClock(START)
+    product_clock.set_clock(clock.now)
+    simulator = EksSimulator(clock)
+    catalogued = set(simulator.catalog.names())
+    addons = [a for a in SUPPORTED_ADDONS if a in catalogued]
+    not_simulated = [a for a in SUPPORTED_ADDONS if a not in catalogued]
+
+    setup_started = time.perf_counter()
+    fleet = build_fleet(simulator, addons)
+    policy = fleet_policy()
+    setup_seconds = time.perf_counter() - setup_started
+
+    eks_clients.eks_client.cache_clear()
+    ledger = create_ledger_table()
+    events = CountingEvents(boto3.client("events"))
+    events.client.create_event_bus(Name=BUS)
+
+    before = Counter(simulator.calls)
+    started = time.perf_counter()
+    with eks_routed_to(simulator):
+        result = watch_addon_releases(
+            policy=policy, ledger=ledger, eks_for=eks_clients.Eks.for_region, events=events, bus=BUS
+        )
+    wall_seconds = time.perf_counter() - started
+    calls = Counter(simulator.calls)
+    calls.subtract(before)
+    calls = +calls
+    eks_clients.eks_client.cache_clear()
+
+    installs = sum(len(installed) for _, _, installed in fleet)
+    pairs = {(kubernetes, addon) for _, kubernetes, installed in fleet for addon in installed}
+    list_pages = math.ceil(CLUSTERS / MAX_PAGE_SIZE)
+    minimum = list_pages + CLUSTERS + CLUSTERS + installs + len(pairs)
+    total = sum(calls.values())
+    describe_addon_versions = calls["DescribeAddonVersions"]
+    met = {
+        "describeAddonVersions": describe_addon_versions == len(pairs),
+        "total": total <= TOTAL_TOLERANCE * minimum,
+    }
+    return {
+        "benchmark": "release watcher, one pass",
+        "fleet": {
+            "clusters": CLUSTERS,
+            "kubernetesVersions": list(KUBERNETES_VERSIONS),
+            "addonsInPolicy": list(SUPPORTED_ADDONS),
+            "addonsInstalled": addons,
+            "addonsNotInSimulatorCatalogue": not_simulated,
+            "installs": installs,
+        },
+        "setupSeconds": round(setup_seconds, 3),
+        "wallSeconds": round(wall_seconds, 3),
+        "eksCalls": total,
+        "eksCallsByOperation": dict(sorted(calls.items())),
+        "describeAddonVersionsCalls": describe_addon_versions,
+        "distinctVersionAddonPairs": len(pairs),
+        "minimumEksCalls": minimum,
+        "minimumBreakdown": {
+            "ListClusters": list_pages,
+            "DescribeCluster": CLUSTERS,
+            "ListAddons": CLUSTERS,
+            "DescribeAddon": installs,
+            "DescribeAddonVersions": len(pairs),
+        },
+        "ratioToMinimum": round(total / minimum, 4),
+        "eventsAnnounced": len(result.announced),
+        "quiet": len(result.quiet),
+        "missingClusters": len(result.missing),
+        "putEventsCalls": events.put_events_calls,
+        "targets": {"describeAddonVersions": "= distinct pairs", "total": f"<= {TOTAL_TOLERANCE} x minimum"},
+        "targetsMet": met,
+    }
+
+
+def main() -> int:
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "MOTO_ACCOUNT_ID": ACCOUNT,
+    }
+    with mock.patch.dict(os.environ, environment):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            os.environ.pop(name, None)  # restored by patch.dict
+        with mock_aws():
+            report = run()
+    print(json.dumps(report, indent=2))
+    return 0 if all(report["targetsMet"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
