@@ -87,6 +87,16 @@ def patched_moto(clock: SimClock, invoker: Invoker) -> Iterator[None]:
             response_headers["x-amz-function-error"] = function_error
         return result
 
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        # moto 5.2.5 drops `cause`; Step Functions hands it to the Catch as `Cause`.
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
     retry_time = types.SimpleNamespace(sleep=clock.sleep)
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(ExecutionWorker, "start", worker_start))
@@ -96,4 +106,5 @@ def patched_moto(clock: SimClock, invoker: Invoker) -> Iterator[None]:
         stack.enter_context(mock.patch.object(CallbackEndpoint, "notify", callback_notify))
         stack.enter_context(mock.patch.object(retrier_decl, "time", retry_time))
         stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", lambda_invoke))
+        stack.enter_context(mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure))
         yield

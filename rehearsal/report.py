@@ -67,6 +67,7 @@ def _edit(edit: Any) -> dict[str, Any]:
 
 def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: float) -> dict[str, Any]:
     scenario = rehearsal.scenario
+    eks_calls = dict(sorted(simulator.calls.items()))  # before the report's own reads below
     items = engine.ledger_items()
     executions = {e["executionArn"]: e for e in engine.executions()}
     operations = sorted(
@@ -137,7 +138,7 @@ def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: f
         "approvals": rehearsal.approver_log,
         "slackMessages": list(engine.slack.messages),
         "busEvents": engine.bus_events,
-        "eksCalls": dict(sorted(simulator.calls.items())),
+        "eksCalls": eks_calls,
         "unexpectedErrors": engine.unexpected_errors,
     }
 

@@ -30,6 +30,7 @@ class RehearsalResult:
     engine: Engine
     simulator: Any
     wall_seconds: float
+    ledger: list[dict[str, Any]] = field(default_factory=list)  # every ledger item at the end
     report_paths: list[Path] = field(default_factory=list)
 
     def operations(self, **match: Any) -> list[dict[str, Any]]:
@@ -107,10 +108,11 @@ class Rehearsal:
                     raise RuntimeError("the rehearsal did not settle within 15 minutes of real time")
                 wall = time.monotonic() - started
                 report = build_report(self, engine, simulator, wall_seconds=wall)
+                ledger = engine.ledger_items()
         finally:
             for server in servers:
                 server.stop()
-        result = RehearsalResult(self.scenario, report, engine, simulator, wall)
+        result = RehearsalResult(self.scenario, report, engine, simulator, wall, ledger)
         if self.report_dir is not None:
             result.report_paths = write_report(report, self.report_dir, lambda_log=log.getvalue())
         return result

@@ -210,11 +210,16 @@ class Operation(_Model):
 
     def absorb_decision(self, outcome: dict[str, Any]) -> None:
         """Fold a decision (what decide() sends back to the workflow) into the record."""
-        self.approval.id = outcome.get("approvalId") or self.approval.id
-        self.approval.decision = outcome.get("decision")
-        self.approval.by = outcome.get("by")
-        self.approval.at = outcome.get("at")
-        self.approval.reason = outcome.get("reason")
+        self.approval = Approval.model_validate(
+            {
+                **self.approval.model_dump(),
+                "id": outcome.get("approvalId") or self.approval.id,
+                "decision": outcome.get("decision"),
+                "by": outcome.get("by"),
+                "at": outcome.get("at"),
+                "reason": outcome.get("reason"),
+            }
+        )
         self.notifications.extend(Notification.model_validate(n) for n in outcome.get("notifications") or [])
         requested = outcome.get("requestedAt")
         if requested and self.approval.at:
