@@ -73,7 +73,7 @@ def test_approved_run_names_the_approver(rehearse):
     assert op["approval"]["required"] and op["approval"]["by"] == "alice"
     assert op["approval"]["at"] is not None and op["approval"]["id"].startswith("apr-")
     approval_message = only([m for m in result.report["slackMessages"] if "Approval needed" in m["text"]])
-    buttons = [b for b in approval_message["blocks"] if b["type"] == "actions"][0]["elements"]
+    buttons = next(b for b in approval_message["blocks"] if b["type"] == "actions")["elements"]
     assert {b["value"] for b in buttons} == {op["approval"]["id"]}
 
 
