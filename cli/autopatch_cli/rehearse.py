@@ -14,7 +14,10 @@ def rehearse(path: Path, *, approve: str | None, report_dir: Path | None, quiet:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+    # The console keeps the real stdout: while a handler runs, the engine captures what it prints.
+    console = Console(
+        file=sys.stdout, highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150
+    )
     try:
         scenario = load_scenario(path)
     except ScenarioError as exc:

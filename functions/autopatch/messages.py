@@ -42,7 +42,7 @@ def explanation(op: Operation) -> str:
     if op.reason:
         parts.append(f"Reason: `{op.reason}`.")
     if op.message:
-        parts.append(op.message)
+        parts.append(escape(op.message))
     if op.approval.decision:
         by = op.approval.by or "unknown"
         parts.append(f"{op.approval.decision.capitalize()} by {by}.")
@@ -52,15 +52,30 @@ def explanation(op: Operation) -> str:
     return " ".join(parts)[:SECTION_LIMIT]
 
 
-def check_lines(op: Operation) -> list[str]:
-    lines = [
-        f"{'✅' if c.passed else ('⛔' if c.severity == 'required' else '⚠️')} {c.name}"
-        + (f": {c.detail}" if c.detail and not c.passed else "")
-        for c in op.checks
-    ]
-    if len(lines) > MAX_CHECKS_SHOWN:
-        lines = [*lines[:MAX_CHECKS_SHOWN], f"+{len(lines) - MAX_CHECKS_SHOWN} more"]
-    return lines
+MAX_DETAIL = 300
+
+
+def escape(text: str) -> str:
+    """Slack mrkdwn reserves &, < and >."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def check_lines(op: Operation, budget: int = SECTION_LIMIT - 20) -> list[str]:
+    """One line per check, failed ones with their evidence; what does not fit is counted, not cut."""
+    lines = []
+    for c in op.checks:
+        detail = c.detail if len(c.detail) <= MAX_DETAIL else c.detail[: MAX_DETAIL - 1] + "…"
+        mark = "✅" if c.passed else ("⛔" if c.severity == "required" else "⚠️")
+        lines.append(f"{mark} {c.name}" + (f": {escape(detail)}" if detail and not c.passed else ""))
+    shown: list[str] = []
+    used = 0
+    for line in lines[:MAX_CHECKS_SHOWN]:
+        if used + len(line) + 1 > budget:
+            break
+        shown.append(line)
+        used += len(line) + 1
+    hidden = len(lines) - len(shown)
+    return [*shown, f"+{hidden} more"] if hidden else shown
 
 
 def _execution_link(op: Operation, console_url: str) -> str:

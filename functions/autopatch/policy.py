@@ -81,16 +81,18 @@ class ClusterSettings(_Strict):
 
 
 class Defaults(ClusterSettings):
-    approval: Literal["required", "none"] | None = "none"
-    approvers: list[Approver] | None = Field(default_factory=list)
-    rollbackOnFailure: bool | None = True
-    retryAfter: Duration | None = 24 * 3600
-    lockWaitBudget: Duration | None = 6 * 3600
-    approvalTimeout: Duration | None = 24 * 3600
-    addons: list[str] | None = Field(default_factory=lambda: ["vpc-cni", "coredns", "kube-proxy"])
-    resolveConflicts: Literal["PRESERVE", "OVERWRITE"] | None = "PRESERVE"
-    wave: int | None = 0
-    windows: list[str] | None = Field(default_factory=list)
+    """Fleet-wide values; unlike a cluster's settings, none of them may be null."""
+
+    approval: Literal["required", "none"] = "none"
+    approvers: list[Approver] = Field(default_factory=list)
+    rollbackOnFailure: bool = True
+    retryAfter: Duration = 24 * 3600
+    lockWaitBudget: Duration = 6 * 3600
+    approvalTimeout: Duration = 24 * 3600
+    addons: list[str] = Field(default_factory=lambda: ["vpc-cni", "coredns", "kube-proxy"])
+    resolveConflicts: Literal["PRESERVE", "OVERWRITE"] = "PRESERVE"
+    wave: int = 0
+    windows: list[str] = Field(default_factory=list)
 
 
 class ClusterEntry(ClusterSettings):

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import yaml
-from autopatch.fields import FieldPath, fieldsv1_to_paths, format_path, get_path, parse_path
+from autopatch.fields import FieldPath, fieldsv1_to_paths, format_path, get_path, item_step, parse_path
 from jsonschema import Draft6Validator, ValidationError
 
 from rehearsal.eks.catalog import (
@@ -932,7 +932,7 @@ def _manifest_leaf_paths(value: Any, prefix: FieldPath = ()) -> list[FieldPath]:
             p
             for item in value
             for p in _manifest_leaf_paths(
-                {k: v for k, v in item.items() if k != "name"}, (*prefix, f"[name={item['name']}]")
+                {k: v for k, v in item.items() if k != "name"}, (*prefix, item_step({"name": item["name"]}))
             )
         ]
     return [prefix]

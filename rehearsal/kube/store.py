@@ -21,6 +21,7 @@ from autopatch.fields import (
     FieldPath,
     fieldsv1_to_paths,
     get_path,
+    item_step,
     merge_fieldsv1,
     path_to_fieldsv1,
     remove_path_from_fieldsv1,
@@ -62,7 +63,7 @@ def _leaf_paths(value: Any, prefix: FieldPath) -> builtins.list[FieldPath]:
     if isinstance(value, list) and value and all(isinstance(i, dict) and "name" in i for i in value):
         out = []
         for item in value:
-            item_prefix = (*prefix, f"[name={item['name']}]")
+            item_prefix = (*prefix, item_step({"name": item["name"]}))
             out.extend(_leaf_paths({k: v for k, v in item.items() if k != "name"}, item_prefix))
         return out
     return [prefix]

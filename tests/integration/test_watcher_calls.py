@@ -336,11 +336,6 @@ def test_a_blocked_target_is_announced_again_only_after_retry_after(world: World
     assert after.events == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="announcement_due() looks only at the claim once it ended failed/rejected/blocked, not at "
-    "the ANNOUNCED record, so every pass re-announces the target until a workflow claims it again",
-)
 def test_a_re_announced_target_waits_for_its_workflow_before_being_announced_again(world: World) -> None:
     world.watch_at(START)
     op = world.operation("green", "coredns", "green-coredns-1")

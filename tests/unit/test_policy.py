@@ -264,12 +264,6 @@ def test_an_unknown_addon_in_the_defaults_is_refused_too() -> None:
     assert "defaults" in policy_error({"defaults": {"addons": ["cilium"]}, "clusters": [entry()]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.py:83-93 Defaults keeps the `| None` types of ClusterSettings, so `approval: null` in "
-    "`defaults` is accepted there and only fails later in ClusterPolicy.model_validate inside "
-    "FleetPolicy.effective(); the error then says `approval: ...` without the `defaults.` location",
-)
 def test_a_null_in_the_defaults_is_reported_at_defaults() -> None:
     assert "defaults.approval" in policy_error({"defaults": {"approval": None}, "clusters": [entry()]})
 

@@ -67,9 +67,14 @@ class Ledger:
                     "claimedAt": clock.iso(now),
                     "opKey": op.op_sort_key,
                 },
-                ConditionExpression="attribute_not_exists(pk) OR NOT (#s IN (:a, :b))",
+                # A retried Claim task of the same execution finds its own claim and keeps it.
+                ConditionExpression="attribute_not_exists(pk) OR NOT (#s IN (:a, :b)) OR holder = :me",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":a": HOLDING_STATUSES[0], ":b": HOLDING_STATUSES[1]},
+                ExpressionAttributeValues={
+                    ":a": HOLDING_STATUSES[0],
+                    ":b": HOLDING_STATUSES[1],
+                    ":me": op.id,
+                },
             )
             return True, None
         except ClientError as exc:
@@ -271,6 +276,23 @@ class Ledger:
             if not _conditional_failed(exc):
                 raise
             return False
+
+    def void_late_decision(self, approval_id: str, *, decision: str, by: str, at: datetime) -> None:
+        """The workflow stopped waiting before the decision reached it: say so, keep who tried."""
+        self.table.update_item(
+            Key={"pk": f"APPROVAL#{approval_id}", "sk": "APPROVAL"},
+            UpdateExpression="SET #s = :expired, lateDecision = :d, lateDecisionBy = :by, "
+            "lateDecisionAt = :at REMOVE decision, decidedBy, decidedAt, decisionReason",
+            ConditionExpression="#s = :decided AND decidedBy = :by",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":expired": "expired",
+                ":decided": "decided",
+                ":d": decision,
+                ":by": by,
+                ":at": clock.iso(at),
+            },
+        )
 
     def expire_approval(self, approval_id: str) -> None:
         self.table.update_item(

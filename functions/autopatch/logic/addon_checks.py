@@ -20,9 +20,16 @@ from autopatch.models import Baseline, Check, EditedField, Operation, WorkloadSt
 EKS_MANAGER = "eks"
 
 
-def _required(name: str, passed: bool, detail: str = "", reason: str | None = None) -> Check:
+def _required(
+    name: str, passed: bool, failed_detail: str = "", reason: str | None = None, *, passed_detail: str = ""
+) -> Check:
+    """A required check; its detail says what was found, in the words that fit the outcome."""
     return Check(
-        name=name, severity="required", passed=passed, detail=detail, reason=None if passed else reason
+        name=name,
+        severity="required",
+        passed=passed,
+        detail=passed_detail if passed else failed_detail,
+        reason=None if passed else reason,
     )
 
 
@@ -66,6 +73,7 @@ def preflight_addon(op: Operation, *, eks: Eks, kube: Any) -> Operation:
             compare(op.toVersion, installed) > 0,
             f"{op.toVersion} is older than the installed {installed}",
             "downgrade",
+            passed_detail=f"{installed} → {op.toVersion} is an upgrade",
         )
     )
     compatible = target is not None and any(
@@ -75,10 +83,9 @@ def preflight_addon(op: Operation, *, eks: Eks, kube: Any) -> Operation:
         _required(
             "target_compatible",
             compatible,
-            f"{op.toVersion} is compatible with Kubernetes {op.kubernetesVersion}"
-            if compatible
-            else f"{op.toVersion} is not offered for Kubernetes {op.kubernetesVersion}",
+            f"{op.toVersion} is not offered for Kubernetes {op.kubernetesVersion}",
             "incompatible",
+            passed_detail=f"{op.toVersion} is offered for Kubernetes {op.kubernetesVersion}",
         )
     )
     if addon_name in ONE_MINOR_PER_STEP:
@@ -173,7 +180,7 @@ def _configuration_check(op: Operation, *, eks: Eks, addon: dict[str, Any]) -> C
             f"{where}: {first.message} (schema of {op.toVersion})",
             "invalid_configuration",
         )
-    return _required("configuration_valid", True, f"valid for {op.toVersion}")
+    return _required("configuration_valid", True, passed_detail=f"valid for {op.toVersion}")
 
 
 def take_baseline(addon_name: str, kube: Any, *, configuration_values: str | None = None) -> Baseline:

@@ -118,7 +118,15 @@ def decide(
     Refused, with nothing changed: an unknown approval id, an approver not listed for the cluster,
     an approval already decided (the first decision wins) or expired.
     """
-    verdict: Literal["approved", "rejected"] = "approved" if decision.startswith("approve") else "rejected"
+    verdicts: dict[str, Literal["approved", "rejected"]] = {
+        "approve": "approved",
+        "approved": "approved",
+        "reject": "rejected",
+        "rejected": "rejected",
+    }
+    if decision not in verdicts:
+        raise ApprovalError(f"unknown decision {decision!r}: approve or reject")
+    verdict = verdicts[decision]
     item = ledger.get_approval(approval_id)
     if item is None:
         raise ApprovalError(f"no approval {approval_id!r}")
@@ -151,6 +159,8 @@ def decide(
                 taskToken=item["taskToken"], error="ApprovalRejected", cause=json.dumps(outcome)
             )
     except ClientError as exc:
-        # The workflow stopped waiting (timed out or was stopped): the decision came too late.
+        # The workflow stopped waiting (timed out or was stopped): the decision came too late and
+        # must not stand in the record as if it had been acted on.
+        ledger.void_late_decision(approval_id, decision=verdict, by=listed.name, at=at)
         raise ApprovalError(f"the operation no longer waits for a decision: {exc}") from exc
     return Decision(approval_id, verdict, listed.name, clock.iso(at), reason, name)

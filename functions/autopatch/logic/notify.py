@@ -26,6 +26,8 @@ def settle_from_error(op: Operation, *, ledger: Ledger) -> Operation:
         return op.end("rejected", "approval_timeout", f"Nobody decided within {hours:g} h.")
     if error == "LockWaitExpired":
         return op.end("failed", "cluster_busy", _message(cause) or "The cluster stayed busy.")
+    if error == "UpdateInProgress":
+        return op.end("failed", "update_in_progress", f"EKS kept refusing: {_message(cause)}"[:500])
     return op.end("failed", "internal_error", f"{error}: {_message(cause)}"[:500])
 
 

@@ -86,9 +86,13 @@ def announcement_due(ledger: Ledger, policy: ClusterPolicy, target_key: str) -> 
         return None
     if claim and claim.get("status") in RETRYABLE_STATUSES:
         finished = _parse_time(claim.get("finishedAt"))
-        if finished and finished + retry_after <= now:
-            return f"retry after {claim.get('status')} ({claim.get('reason')})"
-        return None
+        if finished is None or finished + retry_after > now:
+            return None
+        announced = ledger.get_announced(policy.key, target_key)
+        again = _parse_time(announced.get("announcedAt")) if announced else None
+        if again is not None and again > finished:  # announced again already; wait for its workflow
+            return "announced again but never claimed" if again + retry_after <= now else None
+        return f"retry after {claim.get('status')} ({claim.get('reason')})"
     if claim:  # rolled_back or skipped: a person should look before it is tried again
         return None
     announced = ledger.get_announced(policy.key, target_key)
