@@ -31,6 +31,7 @@ class RehearsalResult:
     simulator: Any
     wall_seconds: float
     ledger: list[dict[str, Any]] = field(default_factory=list)  # every ledger item at the end
+    lambda_log: str = ""  # what the handlers logged and printed (their CloudWatch Logs, locally)
     report_paths: list[Path] = field(default_factory=list)
 
     def operations(self, **match: Any) -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ class Rehearsal:
         finally:
             for server in servers:
                 server.stop()
-        result = RehearsalResult(self.scenario, report, engine, simulator, wall, ledger)
+        result = RehearsalResult(self.scenario, report, engine, simulator, wall, ledger, log.getvalue())
         if self.report_dir is not None:
             result.report_paths = write_report(report, self.report_dir, lambda_log=log.getvalue())
         return result

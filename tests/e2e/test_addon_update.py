@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.e2e.conftest import (
     APPROVER,
     COREDNS_FROM,
@@ -238,6 +240,8 @@ def test_malformed_event_fails_fast_and_touches_nothing(rehearse):
     assert "accountId" in problems and "targetVersion" in problems
     assert result.report["eksCalls"] == {}
     assert result.report["slackMessages"] == []
+    metrics = [json.loads(line) for line in result.lambda_log.splitlines() if '"_aws"' in line]
+    assert any(m.get("InvalidEvents") == [1.0] or m.get("InvalidEvents") == 1.0 for m in metrics), metrics
     assert not [i for i in result.ledger if i["sk"] == "LOCK" or str(i["sk"]).startswith("OP#")]
 
 
