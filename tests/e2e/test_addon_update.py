@@ -268,3 +268,22 @@ def test_failed_target_is_announced_again_after_retry_after(rehearse):
     passes = result.report["watcherPasses"]
     assert [len(p["announced"]) for p in passes] == [1, 0, 1]
     assert addon_version(result, "dev", "coredns") == COREDNS_TO
+
+
+def test_prompt_mode_asks_and_the_answer_decides():
+    from rehearsal.run import Rehearsal
+    from rehearsal.scenario import parse_scenario
+
+    data = scenario(policy_clusters=[policy_cluster("dev", approval="required", approvers=[APPROVER])])
+    questions: list[str] = []
+
+    def answer(question: str) -> str:
+        questions.append(question)
+        return "y"
+
+    result = Rehearsal(parse_scenario(data), approve="prompt", prompt=answer).run()
+
+    (question,) = questions
+    assert "dev" in question and COREDNS_FROM in question and COREDNS_TO in question
+    op = only(result.report["operations"])
+    assert (op["status"], op["approval"]["by"]) == ("succeeded", "alice")
