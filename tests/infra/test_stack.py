@@ -1,0 +1,647 @@
+"""The synthesized Autopatch stack: what a reviewer of the CloudFormation template would check.
+
+One synth per session (see conftest.py); the few tests that need another app build a small one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+import yaml
+from autopatch import settings
+from autopatch.policy import PolicyError, load_policy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+ROOT = Path(__file__).resolve().parents[2]
+FLEET_EXAMPLE = ROOT / "fleet.example.yaml"
+
+# The IAM contract of each function, written out independently of stacks/constructs/functions.py.
+CHECKS = {
+    "eks:DescribeCluster",
+    "eks:DescribeAddon",
+    "eks:DescribeAddonVersions",
+    "eks:DescribeAddonConfiguration",
+    "eks:ListUpdates",
+    "eks:DescribeUpdate",
+}
+CHANGE_ADDON = {"eks:UpdateAddon", "eks:DescribeAddon", "eks:DescribeCluster", "eks:DescribeUpdate"}
+EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
+    "Validate": set(),
+    "Claim": set(),
+    "Lock": set(),
+    "ReleaseLock": set(),
+    "Preflight": CHECKS,
+    "Recheck": CHECKS,
+    "Verify": CHECKS,
+    "RequestApproval": set(),
+    "Apply": CHANGE_ADDON,
+    "Rollback": CHANGE_ADDON,
+    "Poll": {"eks:DescribeUpdate", "eks:DescribeAddon"},
+    "Notify": set(),
+    "ReleaseWatcher": {
+        "eks:ListClusters",
+        "eks:DescribeCluster",
+        "eks:ListAddons",
+        "eks:DescribeAddon",
+        "eks:DescribeAddonVersions",
+    },
+}
+NOTIFIERS = {"RequestApproval", "Notify"}
+EVENT_PUBLISHERS = {"Notify", "ReleaseWatcher"}
+# The only EKS actions without resource-level permissions that Autopatch uses.
+EKS_ACTIONS_WITHOUT_RESOURCES = {
+    "eks:ListClusters",
+    "eks:DescribeAddonVersions",
+    "eks:DescribeAddonConfiguration",
+}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def flatten(value: Any) -> str:
+    """A CloudFormation value as text: Fn::Join joined, references written as <...>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return delimiter.join(flatten(part) for part in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    return json.dumps(value, sort_keys=True)
+
+
+def logical_id(stack: cdk.Stack, construct: Any) -> str:
+    return stack.get_logical_id(construct.node.default_child)
+
+
+def all_statements(s: Any) -> list[dict[str, Any]]:
+    statements = []
+    for resource in s.resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            statements += props["PolicyDocument"]["Statement"]
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+def role_statements(s: Any, role_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for resource in s.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in resource["Properties"].get("Roles", []):
+            statements += resource["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions_of(statements: list[dict[str, Any]]) -> set[str]:
+    return {action for statement in statements for action in as_list(statement["Action"])}
+
+
+def function_ids(s: Any, catalog: Any) -> dict[str, str]:
+    """functions.json key -> logical id of its AWS::Lambda::Function."""
+    by_handler = {r["Properties"]["Handler"]: name for name, r in s.of_type("AWS::Lambda::Function").items()}
+    return {key: by_handler[spec.handler] for key, spec in catalog.functions.items()}
+
+
+def role_of(s: Any, function_id: str) -> str:
+    return s.resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+# --- synth and cdk-nag --------------------------------------------------------------------------
+
+
+def test_synth_is_clean_of_cdk_nag_findings(synthesized: Any) -> None:
+    # Given the synth succeeded (an unacknowledged finding fails it), the report it wrote must be empty too:
+    # warnings would not fail the synth on their own once other findings are acknowledged.
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    findings = [
+        f"{plugin['pluginName']}: {violation['ruleName']} at "
+        + ", ".join(c.get("constructPath", "?") for c in violation.get("violatingConstructs", []))
+        for plugin in report["pluginReports"]
+        for violation in plugin.get("violations", [])
+    ]
+    assert findings == []
+
+
+def test_cdk_nag_fails_synth_on_a_bad_construct(tmp_path: Path) -> None:
+    # Given a throwaway app with an unencrypted queue that accepts plain HTTP
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Throwaway")
+    sqs.Queue(stack, "Careless", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # When it is synthesized, then cdk-nag stops it and names the rules
+    with pytest.raises(RuntimeError, match="AwsSolutions-SQS4") as failure:
+        Template.from_stack(stack)
+    assert "AwsSolutions-SQS2" in str(failure.value)
+
+
+def test_every_acknowledgment_covers_a_real_finding(
+    statemachines_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the acknowledgments left out, cdk-nag reports exactly what they covered: none is stale."""
+    from app import build_app
+
+    acknowledged: list[tuple[str, str]] = []
+
+    def record(self: cdk.Validations, *rules: cdk.Acknowledgment) -> None:
+        for rule in rules:
+            assert len(rule.reason) >= 20
+            acknowledged.append((self._scope_path, rule.id))  # type: ignore[attr-defined]
+
+    original_of = cdk.Validations.of
+
+    def of(scope: Any) -> cdk.Validations:
+        validations = original_of(scope)
+        validations._scope_path = scope.node.path  # type: ignore[attr-defined]
+        return validations
+
+    monkeypatch.setattr(cdk.Validations, "of", staticmethod(of))
+    monkeypatch.setattr(cdk.Validations, "acknowledge", record)
+    app, _ = build_app(
+        context={"skipBundling": "true"},
+        outdir=str(tmp_path),
+        statemachines_dir=statemachines_dir,
+        env=cdk.Environment(),
+    )
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    findings = {
+        (violating["constructPath"], violation["ruleName"])
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for violating in violation["violatingConstructs"]
+    }
+    assert acknowledged
+
+    def covers(ack: tuple[str, str], finding: tuple[str, str]) -> bool:
+        return finding[1] == ack[1] and (finding[0] == ack[0] or finding[0].startswith(ack[0] + "/"))
+
+    stale = [ack for ack in acknowledged if not any(covers(ack, finding) for finding in findings)]
+    uncovered = [finding for finding in findings if not any(covers(ack, finding) for ack in acknowledged)]
+    assert stale == []
+    assert uncovered == []
+
+
+def test_invalid_fleet_policy_fails_synth(statemachines_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text("clusters:\n  - name: prod\n    accountId: '12345'\n    region: eu-west-1\n")
+    from app import build_app
+
+    with pytest.raises(PolicyError, match=r"clusters\.0\.accountId"):
+        build_app(
+            context={"fleetPolicy": str(bad), "skipBundling": "true"}, statemachines_dir=statemachines_dir
+        )
+
+
+def test_app_py_reports_an_invalid_fleet_policy_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text(
+        "clusters:\n"
+        "  - name: prod\n"
+        "    accountId: '111122223333'\n"
+        "    region: eu-west-1\n"
+        "    approval: required\n"
+    )
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps({"fleetPolicy": str(bad)}),
+        "CDK_OUTDIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "is not a valid fleet policy" in result.stderr
+    assert "cluster prod requires approval but lists no approvers" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- workflows and rules ------------------------------------------------------------------------
+
+
+def test_each_rule_has_the_pattern_of_rules_json_and_starts_its_workflow(
+    synthesized: Any, catalog: Any
+) -> None:
+    stack = synthesized.stack
+    bus_id = logical_id(stack, stack.event_bus)
+    assert len(synthesized.of_type("AWS::Events::Rule")) == len(catalog.rules)
+    for rule in catalog.rules:
+        props = synthesized.resources[logical_id(stack, stack.workflows.rules[rule.name])]["Properties"]
+        assert props["EventPattern"] == rule.event_pattern
+        assert props["EventBusName"] == {"Ref": bus_id}
+        (target,) = props["Targets"]
+        state_machine = stack.workflows.state_machines[rule.state_machine]
+        assert target["Arn"] == {"Ref": logical_id(stack, state_machine)}
+
+
+def test_each_rule_target_has_a_dead_letter_queue_and_retry_policy(synthesized: Any) -> None:
+    queues = synthesized.of_type("AWS::SQS::Queue")
+    for rule in synthesized.of_type("AWS::Events::Rule").values():
+        for target in rule["Properties"]["Targets"]:
+            assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in queues
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+            assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+
+
+def test_state_machines_are_the_asl_files_with_every_placeholder_filled(
+    synthesized: Any, catalog: Any
+) -> None:
+    stack = synthesized.stack
+    functions = function_ids(synthesized, catalog)
+    assert set(stack.workflows.state_machines) == set(catalog.state_machines)
+    for name, spec in catalog.state_machines.items():
+        props = synthesized.resources[logical_id(stack, stack.workflows.state_machines[name])]["Properties"]
+        definition = flatten(props["DefinitionString"])
+        substitutions = props.get("DefinitionSubstitutions", {})
+        # The ASL file is the single definition: the template carries its text unchanged.
+        assert definition == spec.definition_path.read_text()
+        for placeholder, value in substitutions.items():
+            definition = definition.replace("${" + placeholder + "}", flatten(value))
+        assert "${" not in definition
+        for key, spec_fn in catalog.functions.items():
+            if spec_fn.arn_placeholder in substitutions:
+                assert substitutions[spec_fn.arn_placeholder] == {"Fn::GetAtt": [functions[key], "Arn"]}
+        json.loads(definition)
+
+
+def test_state_machine_role_invokes_exactly_the_functions_its_definition_names(
+    synthesized: Any, catalog: Any
+) -> None:
+    stack = synthesized.stack
+    functions = function_ids(synthesized, catalog)
+    for name, state_machine in stack.workflows.state_machines.items():
+        props = synthesized.resources[logical_id(stack, state_machine)]["Properties"]
+        named = {
+            functions[key]
+            for key, spec in catalog.functions.items()
+            if "${" + spec.arn_placeholder + "}" in flatten(props["DefinitionString"])
+        }
+        statements = role_statements(synthesized, props["RoleArn"]["Fn::GetAtt"][0])
+        invoked = {
+            flatten(resource).removeprefix("<").split(".Arn>")[0]
+            for statement in statements
+            if "lambda:InvokeFunction" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+        }
+        assert named, name
+        assert invoked == named
+        assert functions["ReleaseWatcher"] not in invoked
+
+
+def test_state_machines_log_everything_and_trace(synthesized: Any) -> None:
+    for state_machine in synthesized.of_type("AWS::StepFunctions::StateMachine").values():
+        props = state_machine["Properties"]
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
+        assert props["TracingConfiguration"] == {"Enabled": True}
+        assert props["StateMachineType"] == "STANDARD"
+        (destination,) = props["LoggingConfiguration"]["Destinations"]
+        log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        assert synthesized.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+
+
+# --- IAM ----------------------------------------------------------------------------------------
+
+
+def test_no_statement_allows_every_action_of_a_service(synthesized: Any) -> None:
+    actions = actions_of(all_statements(synthesized))
+    assert actions
+    assert not {action for action in actions if action == "*" or action.endswith(":*")}
+
+
+def test_each_function_gets_exactly_its_eks_actions(synthesized: Any, catalog: Any) -> None:
+    assert set(catalog.functions) == set(EXPECTED_EKS_ACTIONS), "add the new function to the IAM contract"
+    functions = function_ids(synthesized, catalog)
+    for key, function_id in functions.items():
+        actions = actions_of(role_statements(synthesized, role_of(synthesized, function_id)))
+        eks = {action for action in actions if action.startswith("eks:")}
+        assert eks == EXPECTED_EKS_ACTIONS[key], key
+        assert "iam:PassRole" not in actions
+        assert {"dynamodb:PutItem", "dynamodb:Query"} <= actions, key
+        assert ("sns:Publish" in actions) == (key in NOTIFIERS), key
+        assert ("secretsmanager:GetSecretValue" in actions) == (key in NOTIFIERS), key
+        assert ("events:PutEvents" in actions) == (key in EVENT_PUBLISHERS), key
+
+
+def test_eks_permissions_are_scoped_to_the_fleet(synthesized: Any) -> None:
+    names = "|".join(re.escape(c.name) for c in load_policy(FLEET_EXAMPLE).effective())
+    scoped = re.compile(
+        rf"^arn:<AWS::Partition>:eks:eu-west-1:111122223333:(cluster/({names})|addon/({names})/\*)$"
+    )
+    for statement in all_statements(synthesized):
+        actions = [a for a in as_list(statement["Action"]) if a.startswith("eks:")]
+        if not actions:
+            continue
+        resources = [flatten(resource) for resource in as_list(statement["Resource"])]
+        if resources == ["*"]:
+            assert set(actions) <= EKS_ACTIONS_WITHOUT_RESOURCES
+        else:
+            assert all(scoped.match(resource) for resource in resources), resources
+
+
+def test_kubernetes_reading_functions_share_one_role(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    readers = {key for key, spec in catalog.functions.items() if spec.kubernetes}
+    assert readers == {"Preflight", "Recheck", "Verify"}
+    reader_roles = {role_of(synthesized, functions[key]) for key in readers}
+    assert len(reader_roles) == 1
+    others = {role_of(synthesized, functions[key]) for key in set(functions) - readers}
+    assert reader_roles.isdisjoint(others)
+    assert len(others) == len(functions) - len(readers)  # every other function has its own role
+    (reader_role,) = reader_roles
+    assert synthesized.outputs["KubernetesReaderRoleArn"]["Value"] == {"Fn::GetAtt": [reader_role, "Arn"]}
+
+
+def test_no_role_uses_an_aws_managed_policy(synthesized: Any) -> None:
+    for role in synthesized.of_type("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+# --- data, notifications, alarms ----------------------------------------------------------------
+
+
+def test_ledger_table(synthesized: Any) -> None:
+    (table,) = synthesized.of_type("AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {"AttributeName": "pk", "AttributeType": "S"} in props["AttributeDefinitions"]
+    assert {"AttributeName": "sk", "AttributeType": "S"} in props["AttributeDefinitions"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_topic_is_encrypted_and_the_secret_holds_only_a_placeholder(synthesized: Any) -> None:
+    (topic,) = synthesized.of_type("AWS::SNS::Topic").values()
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    assert synthesized.resources[key_id]["Properties"]["EnableKeyRotation"] is True
+    (secret,) = synthesized.of_type("AWS::SecretsManager::Secret").values()
+    assert secret["Properties"]["SecretString"] == "REPLACE_ME"
+
+
+def test_alarms_page_the_topic(synthesized: Any) -> None:
+    stack = synthesized.stack
+    topic = {"Ref": logical_id(stack, stack.notifications.topic)}
+    alarms = list(synthesized.of_type("AWS::CloudWatch::Alarm").values())
+    assert alarms
+    assert all(alarm["Properties"]["AlarmActions"] == [topic] for alarm in alarms)
+
+    def alarmed(metric: str, dimension: Any) -> bool:
+        return any(
+            a["Properties"]["MetricName"] == metric
+            and dimension in [d["Value"] for d in a["Properties"]["Dimensions"]]
+            for a in alarms
+        )
+
+    for state_machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
+        assert alarmed("ExecutionsFailed", {"Ref": state_machine})
+    assert alarmed("Errors", {"Ref": logical_id(stack, stack.functions.functions["ReleaseWatcher"])})
+    queues = synthesized.of_type("AWS::SQS::Queue")
+    assert len(queues) == len(synthesized.of_type("AWS::Events::Rule")) + 1  # one per rule + the schedule's
+    for queue in queues:
+        assert alarmed("ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [queue, "QueueName"]})
+
+
+def test_dead_letter_queues_are_encrypted_and_tls_only(synthesized: Any) -> None:
+    policies = synthesized.of_type("AWS::SQS::QueuePolicy").values()
+    for queue_id, queue in synthesized.of_type("AWS::SQS::Queue").items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert any(
+            {"Ref": queue_id} in policy["Properties"]["Queues"]
+            and any(
+                s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+                for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            )
+            for policy in policies
+        ), queue_id
+
+
+# --- Lambda -------------------------------------------------------------------------------------
+
+
+def test_functions_share_the_lambda_defaults(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    required_env = {
+        settings.ENV_LEDGER_TABLE,
+        settings.ENV_EVENT_BUS,
+        settings.ENV_TOPIC_ARN,
+        settings.ENV_SLACK_WEBHOOK_SECRET_ARN,
+        settings.ENV_POLICY_PATH,
+    }
+    assert len(synthesized.of_type("AWS::Lambda::Function")) == len(catalog.functions)
+    for key, function_id in functions.items():
+        props = synthesized.resources[function_id]["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["MemorySize"] == 512
+        assert props["Timeout"] == (300 if key == "ReleaseWatcher" else 60)
+        assert props["Handler"] == catalog.functions[key].handler
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+        log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert synthesized.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+        variables = props["Environment"]["Variables"]
+        assert required_env <= set(variables)
+        assert variables[settings.ENV_POLICY_PATH] == "/var/task/fleet.json"
+
+
+def test_every_log_group_has_a_retention(synthesized: Any) -> None:
+    log_groups = synthesized.of_type("AWS::Logs::LogGroup").values()
+    assert len(log_groups) == len(synthesized.of_type("AWS::Lambda::Function")) + len(
+        synthesized.of_type("AWS::StepFunctions::StateMachine")
+    )
+    assert all(group["Properties"].get("RetentionInDays", 0) > 0 for group in log_groups)
+
+
+def test_asset_holds_the_package_and_the_validated_policy(synthesized: Any) -> None:
+    (key,) = {
+        fn["Properties"]["Code"]["S3Key"] for fn in synthesized.of_type("AWS::Lambda::Function").values()
+    }
+    asset = synthesized.outdir / f"asset.{key.removesuffix('.zip')}"
+    assert (asset / "autopatch" / "policy.py").is_file()
+    assert not list(asset.rglob("__pycache__"))
+    assert load_policy(asset / "fleet.json") == load_policy(FLEET_EXAMPLE)
+
+
+# --- release watching ---------------------------------------------------------------------------
+
+
+def test_schedule_runs_the_release_watcher_every_six_hours(synthesized: Any) -> None:
+    stack = synthesized.stack
+    watcher = logical_id(stack, stack.functions.functions["ReleaseWatcher"])
+    (schedule,) = synthesized.of_type("AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "rate(6 hours)"
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": [watcher, "Arn"]}
+    assert props["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in synthesized.of_type(
+        "AWS::SQS::Queue"
+    )
+    assert props["Target"]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_watcher_rate_comes_from_context() -> None:
+    from app import watcher_rate
+
+    assert watcher_rate(cdk.App(context={"watcherRate": "30m"})).to_minutes() == 30
+    assert watcher_rate(cdk.App()).to_hours() == 6
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        watcher_rate(cdk.App(context={"watcherRate": "90s"}))
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def test_outputs_name_what_an_operator_needs(synthesized: Any) -> None:
+    stack = synthesized.stack
+    outputs = synthesized.outputs
+    assert outputs["EventBusName"]["Value"] == {"Ref": logical_id(stack, stack.event_bus)}
+    assert outputs["TopicArn"]["Value"] == {"Ref": logical_id(stack, stack.notifications.topic)}
+    secret = stack.notifications.slack_webhook_secret
+    assert outputs["SlackWebhookSecretArn"]["Value"] == {"Ref": logical_id(stack, secret)}
+    assert outputs["LedgerTableName"]["Value"] == {"Ref": logical_id(stack, stack.ledger.table)}
+    for state_machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
+        assert {"Ref": state_machine} in [output["Value"] for output in outputs.values()]
+
+
+# --- Kubernetes access --------------------------------------------------------------------------
+
+
+def _access_stack(*, account: str | None, create: bool) -> cdk.Stack:
+    from stacks.constructs.fleet import fleet_clusters
+    from stacks.constructs.kubernetes_access import KubernetesAccess
+
+    stack = cdk.Stack(cdk.App(), "Access", env=cdk.Environment(account=account, region="eu-west-1"))
+    role = iam.Role(stack, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    clusters = fleet_clusters(load_policy(FLEET_EXAMPLE))
+    clusters.append(type(clusters[0])(name="elsewhere", account="444455556666", region="eu-west-1"))
+    KubernetesAccess(
+        stack, "KubernetesAccess", reader_role=role, clusters=clusters, create_access_entries=create
+    )
+    return stack
+
+
+def test_access_entries_only_when_asked_and_only_for_clusters_in_the_stacks_account() -> None:
+    assert (
+        _access_stack(account="111122223333", create=False).node.find_child("KubernetesAccess").access_entries
+        == {}
+    )
+    template = Template.from_stack(_access_stack(account="111122223333", create=True))
+    entries = template.find_resources("AWS::EKS::AccessEntry")
+    assert sorted(e["Properties"]["ClusterName"] for e in entries.values()) == ["dev", "prod", "staging"]
+    template.all_resources_properties(
+        "AWS::EKS::AccessEntry",
+        {
+            "Type": "STANDARD",
+            "KubernetesGroups": ["autopatch-readers"],
+            "PrincipalArn": {"Fn::GetAtt": [Match.string_like_regexp("^Reader"), "Arn"]},
+        },
+    )
+
+
+def test_access_entries_need_a_stack_bound_to_an_account() -> None:
+    with pytest.raises(ValueError, match="createAccessEntries=true needs a stack bound to an account"):
+        _access_stack(account=None, create=True)
+
+
+def test_rbac_manifest_grants_read_only_access_to_the_group() -> None:
+    from stacks.constructs.kubernetes_access import KUBERNETES_GROUP
+
+    role, binding = yaml.safe_load_all((ROOT / "deploy/rbac/autopatch-reader.yaml").read_text())
+    assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "autopatch-reader"
+    granted = {resource for rule in role["rules"] for resource in rule["resources"]}
+    assert granted == {
+        "nodes",
+        "pods",
+        "poddisruptionbudgets",
+        "deployments",
+        "daemonsets",
+        "replicasets",
+        "statefulsets",
+        "configmaps",
+        "namespaces",
+        "services",
+        "serviceaccounts",
+    }
+    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in role["rules"])
+    assert binding["kind"] == "ClusterRoleBinding"
+    assert binding["roleRef"]["name"] == "autopatch-reader"
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": KUBERNETES_GROUP}
+    ]
+
+
+# --- catalogue and policy files -----------------------------------------------------------------
+
+
+def test_fleet_example_is_a_valid_policy() -> None:
+    clusters = {c.name: c for c in load_policy(FLEET_EXAMPLE).effective()}
+    assert set(clusters) == {"dev", "staging", "prod"}
+    assert {(c.accountId, c.region) for c in clusters.values()} == {("111122223333", "eu-west-1")}
+    assert clusters["staging"].approval == "none"
+    assert clusters["prod"].approval == "required"
+    assert [a.model_dump() for a in clusters["prod"].approvers] == [
+        {"name": "demo-approver", "slackUserId": "U0123DEMO", "email": "approver@example.com"}
+    ]
+
+
+def _stack_from(statemachines: Path) -> None:
+    from app import build_app
+
+    build_app(context={"skipBundling": "true"}, statemachines_dir=statemachines, env=cdk.Environment())
+
+
+def test_a_placeholder_the_stack_cannot_fill_fails_synth(statemachines_dir: Path, tmp_path: Path) -> None:
+    from stacks.constructs.definitions import CatalogError
+
+    for name in ("functions.json", "rules.json"):
+        (tmp_path / name).write_text((statemachines_dir / name).read_text())
+    rules = json.loads((tmp_path / "rules.json").read_text())
+    for spec in rules["stateMachines"].values():
+        (tmp_path / spec["definition"]).write_text(
+            json.dumps(
+                {
+                    "StartAt": "A",
+                    "States": {"A": {"Type": "Task", "Resource": "${MissingFunctionArn}", "End": True}},
+                }
+            )
+        )
+    with pytest.raises(CatalogError, match=r"\$\{MissingFunctionArn\}"):
+        _stack_from(tmp_path)
+
+
+def test_a_function_without_declared_permissions_fails_synth(statemachines_dir: Path, tmp_path: Path) -> None:
+    from stacks.constructs.definitions import CatalogError
+
+    for path in statemachines_dir.glob("*.json"):
+        (tmp_path / path.name).write_text(path.read_text())
+    functions = json.loads((tmp_path / "functions.json").read_text())
+    functions["functions"]["Surprise"] = {"handler": "autopatch.handlers.surprise.handler"}
+    (tmp_path / "functions.json").write_text(json.dumps(functions))
+    with pytest.raises(CatalogError, match="Surprise"):
+        _stack_from(tmp_path)
