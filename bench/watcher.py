@@ -1,12 +1,14 @@
 """Benchmark: one release-watcher pass over a simulated fleet of 200 clusters.
 
 The fleet runs four Kubernetes versions; every cluster's policy lists all five supported add-ons
-and each cluster has the add-ons the EKS simulator's catalogue offers installed, some behind and
-some up to date. The real watcher (`watch_addon_releases`) makes its boto3 EKS calls against the
-simulator, keeps its ledger in moto's DynamoDB and puts its events on a moto EventBridge bus.
+and every cluster has all five installed, some behind and some up to date, so the pass meets
+4 x 5 = 20 distinct (Kubernetes version, add-on) pairs. The real watcher (`watch_addon_releases`)
+makes its boto3 EKS calls against the simulator, keeps its ledger in moto's DynamoDB and puts its
+events on a moto EventBridge bus.
 
-Prints one JSON object: the EKS calls the pass made, the fewest it could have made, and whether
-the targets are met. Exits 1 if a target is missed.
+Prints one JSON object: the fleet as built, the EKS calls the pass made, the fewest it could have
+made, and whether the targets are met. Exits 1 if a target is missed, including a fleet that is
+not the specified one (an add-on missing from the simulator's catalogue, for instance).
 
     .venv/bin/python bench/watcher.py
 """
@@ -129,6 +131,15 @@ def create_ledger_table() -> Ledger:
     return Ledger(TABLE, resource=boto3.resource("dynamodb"))
 
 
+def asked_pairs(call_log: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """The (Kubernetes version, add-on) of every DescribeAddonVersions call in `call_log`."""
+    return [
+        (str(params.get("kubernetesVersion")), str(params.get("addonName")))
+        for operation, params in call_log
+        if operation == "DescribeAddonVersions"
+    ]
+
+
 def run() -> dict[str, Any]:
     clock = SimClock(START)
     product_clock.set_clock(clock.now)
@@ -148,6 +159,7 @@ def run() -> dict[str, Any]:
     events.client.create_event_bus(Name=BUS)
 
     before = Counter(simulator.calls)
+    log_start = len(simulator.call_log)
     started = time.perf_counter()
     with eks_routed_to(simulator):
         result = watch_addon_releases(
@@ -157,16 +169,27 @@ def run() -> dict[str, Any]:
     calls = Counter(simulator.calls)
     calls.subtract(before)
     calls = +calls
+    asked = asked_pairs(simulator.call_log[log_start:])
     eks_clients.eks_client.cache_clear()
 
     installs = sum(len(installed) for _, _, installed in fleet)
+    addons_per_cluster = Counter(len(installed) for _, _, installed in fleet)
     pairs = {(kubernetes, addon) for _, kubernetes, installed in fleet for addon in installed}
+    specified_pairs = len(KUBERNETES_VERSIONS) * len(SUPPORTED_ADDONS)
     list_pages = math.ceil(CLUSTERS / MAX_PAGE_SIZE)
     minimum = list_pages + CLUSTERS + CLUSTERS + installs + len(pairs)
     total = sum(calls.values())
     describe_addon_versions = calls["DescribeAddonVersions"]
     met = {
-        "describeAddonVersions": describe_addon_versions == len(pairs),
+        "fleet": (
+            len(fleet) == CLUSTERS
+            and len({kubernetes for _, kubernetes, _ in fleet}) == len(KUBERNETES_VERSIONS)
+            and addons_per_cluster == Counter({len(SUPPORTED_ADDONS): CLUSTERS})
+            and len(pairs) == specified_pairs
+        ),
+        "describeAddonVersions": (
+            describe_addon_versions == len(pairs) == specified_pairs and set(asked) == pairs
+        ),
         "total": total <= TOTAL_TOLERANCE * minimum,
     }
     return {
@@ -177,13 +200,19 @@ def run() -> dict[str, Any]:
             "addonsInPolicy": list(SUPPORTED_ADDONS),
             "addonsInstalled": addons,
             "addonsNotInSimulatorCatalogue": not_simulated,
+            "clustersByAddonCount": {str(count): n for count, n in sorted(addons_per_cluster.items())},
             "installs": installs,
+            "installedVersionsPerAddon": {
+                addon: len({installed[addon] for _, _, installed in fleet if addon in installed})
+                for addon in addons
+            },
         },
         "setupSeconds": round(setup_seconds, 3),
         "wallSeconds": round(wall_seconds, 3),
         "eksCalls": total,
         "eksCallsByOperation": dict(sorted(calls.items())),
         "describeAddonVersionsCalls": describe_addon_versions,
+        "describeAddonVersionsDistinctPairsAsked": len(set(asked)),
         "distinctVersionAddonPairs": len(pairs),
         "minimumEksCalls": minimum,
         "minimumBreakdown": {
@@ -195,10 +224,18 @@ def run() -> dict[str, Any]:
         },
         "ratioToMinimum": round(total / minimum, 4),
         "eventsAnnounced": len(result.announced),
+        "eventsAnnouncedByAddon": dict(sorted(Counter(a.addon for a in result.announced).items())),
         "quiet": len(result.quiet),
         "missingClusters": len(result.missing),
         "putEventsCalls": events.put_events_calls,
-        "targets": {"describeAddonVersions": "= distinct pairs", "total": f"<= {TOTAL_TOLERANCE} x minimum"},
+        "targets": {
+            "fleet": (
+                f"{CLUSTERS} clusters on {len(KUBERNETES_VERSIONS)} Kubernetes versions, "
+                f"{len(SUPPORTED_ADDONS)} add-ons installed on each ({specified_pairs} distinct pairs)"
+            ),
+            "describeAddonVersions": f"= distinct pairs = {specified_pairs}, one call per pair",
+            "total": f"<= {TOTAL_TOLERANCE} x minimum",
+        },
         "targetsMet": met,
     }
 

@@ -4,10 +4,14 @@ Both come from JSON files under `scenarios/data/`, built from AWS documentation 
 names its sources). The configuration schemas returned by DescribeAddonConfiguration are written
 here: they are shaped like the real draft-06 schemas (`additionalProperties: false` at every level)
 but list only the keys the rehearsal uses.
+
+The compatibility of aws-ebs-csi-driver and eks-pod-identity-agent with Kubernetes versions is an
+inference, not published data: see each add-on's `compatibilityNote` in the catalogue file.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass
@@ -211,9 +215,9 @@ def _schema(title: str, properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# One schema per add-on for every version: the rehearsal never depends on per-version differences.
-# vpc-cni has no nodeSelector (a DaemonSet runs on every node), which reproduces the real
-# "$.nodeSelector: is not defined in the schema" rejection (FIDELITY 2.37).
+# One schema per add-on for every version (one exception below): the rehearsal never depends on
+# other per-version differences. vpc-cni has no nodeSelector (a DaemonSet runs on every node), which
+# reproduces the real "$.nodeSelector: is not defined in the schema" rejection (FIDELITY 2.37).
 CONFIGURATION_SCHEMAS: dict[str, dict[str, Any]] = {
     "coredns": _schema(
         "Coredns",
@@ -265,9 +269,54 @@ CONFIGURATION_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     ),
+    "aws-ebs-csi-driver": _schema(
+        "AwsEbsCsiDriver",
+        {
+            "controller": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "replicaCount": {"type": "integer", "minimum": 1},
+                    "resources": {"$ref": "#/definitions/Resources"},
+                    "tolerations": _TOLERATIONS,
+                },
+            },
+            "node": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "resources": {"$ref": "#/definitions/Resources"},
+                    "tolerations": _TOLERATIONS,
+                },
+            },
+            # Creates a default StorageClass on a real cluster. The simulated Kubernetes API has no
+            # StorageClass kind, so the simulator accepts the key but creates nothing for it.
+            "defaultStorageClass": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"enabled": {"type": "boolean"}},
+            },
+        },
+    ),
+    "eks-pod-identity-agent": _schema(
+        "EksPodIdentityAgent",
+        {
+            "agent": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"additionalArgs": _STRING_MAP},
+            },
+            "resources": {"$ref": "#/definitions/Resources"},
+            "tolerations": _TOLERATIONS,
+        },
+    ),
 }
 
-# DescribeAddonConfiguration's podIdentityConfiguration: only the CNI needs AWS permissions.
+# addon_versions.json (aws-ebs-csi-driver rules): "Version >= 1.31.0 supports defaultStorageClass.enabled".
+DEFAULT_STORAGE_CLASS_SINCE = (1, 31)
+
+# DescribeAddonConfiguration's podIdentityConfiguration: the add-ons whose Pods call AWS APIs (the CNI
+# for ENIs and IP addresses, the EBS CSI controller for volumes) name the policy their role needs.
 POD_IDENTITY_CONFIGURATION: dict[str, list[dict[str, Any]]] = {
     "vpc-cni": [
         {
@@ -275,8 +324,23 @@ POD_IDENTITY_CONFIGURATION: dict[str, list[dict[str, Any]]] = {
             "recommendedManagedPolicies": ["arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"],
         }
     ],
+    "aws-ebs-csi-driver": [
+        {
+            "serviceAccount": "ebs-csi-controller-sa",
+            "recommendedManagedPolicies": ["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+        }
+    ],
 }
 
 
-def configuration_schema(addon_name: str) -> dict[str, Any]:
-    return CONFIGURATION_SCHEMAS[addon_name]
+def configuration_schema(addon_name: str, addon_version: str | None = None) -> dict[str, Any]:
+    """The schema DescribeAddonConfiguration returns for `addon_version` (any version if None)."""
+    schema = CONFIGURATION_SCHEMAS[addon_name]
+    if (
+        addon_name == "aws-ebs-csi-driver"
+        and addon_version is not None
+        and addon_minor(addon_version) < DEFAULT_STORAGE_CLASS_SINCE
+    ):
+        schema = copy.deepcopy(schema)
+        del schema["definitions"]["AwsEbsCsiDriver"]["properties"]["defaultStorageClass"]
+    return schema

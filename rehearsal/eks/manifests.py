@@ -23,7 +23,7 @@ EKS_FIELD_MANAGER = "eks"
 POD_FIELD_MANAGER = "kube-controller-manager"
 ADDON_NAMESPACE = "kube-system"
 
-ADDON_NAME_LABEL = "app.kubernetes.io/name"  # value: the EKS add-on name (vpc-cni, coredns, kube-proxy)
+ADDON_NAME_LABEL = "app.kubernetes.io/name"  # value: the EKS add-on name (vpc-cni, coredns, ...)
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 VERSION_LABEL = "app.kubernetes.io/version"
 EKS_COMPONENT_LABEL = "eks.amazonaws.com/component"
@@ -40,11 +40,16 @@ ADDON_OBJECTS: dict[str, tuple[ObjectKey, ...]] = {
         ("DaemonSet", ADDON_NAMESPACE, "kube-proxy"),
         ("ConfigMap", ADDON_NAMESPACE, "kube-proxy-config"),
     ),
+    "aws-ebs-csi-driver": (
+        ("Deployment", ADDON_NAMESPACE, "ebs-csi-controller"),
+        ("DaemonSet", ADDON_NAMESPACE, "ebs-csi-node"),
+    ),
+    "eks-pod-identity-agent": (("DaemonSet", ADDON_NAMESPACE, "eks-pod-identity-agent"),),
 }
-ADDON_WORKLOADS: dict[str, ObjectKey] = {
-    "coredns": ("Deployment", ADDON_NAMESPACE, "coredns"),
-    "vpc-cni": ("DaemonSet", ADDON_NAMESPACE, "aws-node"),
-    "kube-proxy": ("DaemonSet", ADDON_NAMESPACE, "kube-proxy"),
+# The objects of each add-on that run Pods.
+ADDON_WORKLOADS: dict[str, tuple[ObjectKey, ...]] = {
+    addon_name: tuple(key for key in keys if key[0] in ("Deployment", "DaemonSet"))
+    for addon_name, keys in ADDON_OBJECTS.items()
 }
 
 # Account of the EKS add-on images in most commercial Regions.
@@ -91,19 +96,22 @@ def addon_manifests(
 ) -> list[dict[str, Any]]:
     """The objects EKS applies for `addon_name` at `version`, with `configuration` (parsed
     configurationValues) folded in."""
-    builders = {"coredns": _coredns, "vpc-cni": _vpc_cni, "kube-proxy": _kube_proxy}
+    builders = {
+        "coredns": _coredns,
+        "vpc-cni": _vpc_cni,
+        "kube-proxy": _kube_proxy,
+        "aws-ebs-csi-driver": _ebs_csi_driver,
+        "eks-pod-identity-agent": _pod_identity_agent,
+    }
     if addon_name not in builders:
         raise ValueError(f"the simulator has no manifests for add-on {addon_name!r}")
     return builders[addon_name](version, cluster, dict(configuration or {}))
 
 
-def _labels(addon_name: str, version: str, k8s_app: str, component: str | None) -> dict[str, str]:
-    labels = {
-        ADDON_NAME_LABEL: addon_name,
-        MANAGED_BY_LABEL: "EKS",
-        VERSION_LABEL: version,
-        "k8s-app": k8s_app,
-    }
+def _labels(addon_name: str, version: str, k8s_app: str | None, component: str | None) -> dict[str, str]:
+    labels = {ADDON_NAME_LABEL: addon_name, MANAGED_BY_LABEL: "EKS", VERSION_LABEL: version}
+    if k8s_app:
+        labels["k8s-app"] = k8s_app
     if component:
         labels[EKS_COMPONENT_LABEL] = component
     return labels
@@ -485,6 +493,266 @@ def _kube_proxy(version: str, cluster: ClusterInfo, config: dict[str, Any]) -> l
     return [daemon_set, config_map]
 
 
+# ---- aws-ebs-csi-driver -----------------------------------------------------------------------
+
+EBS_CSI_DRIVER = "ebs.csi.aws.com"
+_EBS_CSI_ENDPOINT_CONTROLLER = "unix:///var/lib/csi/sockets/pluginproxy/csi.sock"
+_EBS_CSI_ENDPOINT_NODE = "unix:/csi/csi.sock"
+_EBS_PLUGIN_RESOURCES = {"limits": {"memory": "256Mi"}, "requests": {"cpu": "10m", "memory": "40Mi"}}
+# Neither part runs on Fargate or hybrid nodes.
+_NOT_FARGATE_OR_HYBRID = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {
+                            "key": "eks.amazonaws.com/compute-type",
+                            "operator": "NotIn",
+                            "values": ["fargate", "hybrid"],
+                        }
+                    ]
+                }
+            ]
+        }
+    }
+}
+
+
+def _ebs_plugin_probe() -> dict[str, Any]:
+    return {
+        "httpGet": {"path": "/healthz", "port": "healthz"},
+        "initialDelaySeconds": 10,
+        "timeoutSeconds": 3,
+        "periodSeconds": 10,
+        "failureThreshold": 5,
+    }
+
+
+def _ebs_csi_driver(version: str, cluster: ClusterInfo, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The controller Deployment and the node DaemonSet. The CSI sidecars (provisioner, attacher,
+    snapshotter, resizer, node-driver-registrar, liveness-probe) are left out: their image tags ship on
+    their own version lines, which our data does not pair with add-on versions."""
+    labels = {
+        **_labels("aws-ebs-csi-driver", version, None, None),
+        "app.kubernetes.io/component": "csi-driver",
+    }
+    image = f"{ecr_registry(cluster.region)}/eks/aws-ebs-csi-driver:{version}"
+    node_name_env = {
+        "name": "CSI_NODE_NAME",
+        "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}},
+    }
+    controller_selector = {"app": "ebs-csi-controller", ADDON_NAME_LABEL: "aws-ebs-csi-driver"}
+    controller_pod: dict[str, Any] = {
+        "serviceAccountName": "ebs-csi-controller-sa",
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "affinity": copy.deepcopy(_NOT_FARGATE_OR_HYBRID),
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
+        "containers": [
+            {
+                "name": "ebs-plugin",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": [
+                    "controller",
+                    "--endpoint=$(CSI_ENDPOINT)",
+                    "--batching=true",
+                    "--logging-format=text",
+                    "--v=2",
+                ],
+                "env": [{"name": "CSI_ENDPOINT", "value": _EBS_CSI_ENDPOINT_CONTROLLER}, node_name_env],
+                "ports": [{"name": "healthz", "containerPort": 9808, "protocol": "TCP"}],
+                "livenessProbe": _ebs_plugin_probe(),
+                "readinessProbe": _ebs_plugin_probe(),
+                "resources": copy.deepcopy(_EBS_PLUGIN_RESOURCES),
+                "volumeMounts": [{"name": "socket-dir", "mountPath": "/var/lib/csi/sockets/pluginproxy/"}],
+            }
+        ],
+        "tolerations": [
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ],
+        "volumes": [{"name": "socket-dir", "emptyDir": {}}],
+    }
+    controller: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata("ebs-csi-controller", labels),
+        "spec": {
+            "replicas": 2,
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": dict(controller_selector)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": dict(controller_selector)}, "spec": controller_pod},
+        },
+    }
+    node_selector = {"app": "ebs-csi-node", ADDON_NAME_LABEL: "aws-ebs-csi-driver"}
+    node_pod: dict[str, Any] = {
+        "serviceAccountName": "ebs-csi-node-sa",
+        "priorityClassName": "system-node-critical",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "affinity": copy.deepcopy(_NOT_FARGATE_OR_HYBRID),
+        "securityContext": {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fsGroup": 0},
+        "containers": [
+            {
+                "name": "ebs-plugin",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "args": [
+                    "node",
+                    "--endpoint=$(CSI_ENDPOINT)",
+                    f"--csi-mount-point-prefix=/var/lib/kubelet/plugins/kubernetes.io/csi/{EBS_CSI_DRIVER}/",
+                    "--logging-format=text",
+                    "--v=2",
+                ],
+                "env": [
+                    {"name": "CSI_ENDPOINT", "value": _EBS_CSI_ENDPOINT_NODE},
+                    copy.deepcopy(node_name_env),
+                ],
+                "ports": [{"name": "healthz", "containerPort": 9808, "protocol": "TCP"}],
+                "livenessProbe": _ebs_plugin_probe(),
+                "resources": copy.deepcopy(_EBS_PLUGIN_RESOURCES),
+                "securityContext": {"privileged": True, "readOnlyRootFilesystem": True},
+                "volumeMounts": [
+                    {
+                        "name": "kubelet-dir",
+                        "mountPath": "/var/lib/kubelet",
+                        "mountPropagation": "Bidirectional",
+                    },
+                    {"name": "plugin-dir", "mountPath": "/csi"},
+                    {"name": "device-dir", "mountPath": "/dev"},
+                ],
+            }
+        ],
+        # A node plugin has to run wherever volumes may be attached, so it tolerates every taint.
+        "tolerations": [{"operator": "Exists"}],
+        "volumes": [
+            {"name": "kubelet-dir", "hostPath": {"path": "/var/lib/kubelet", "type": "Directory"}},
+            {
+                "name": "plugin-dir",
+                "hostPath": {
+                    "path": f"/var/lib/kubelet/plugins/{EBS_CSI_DRIVER}/",
+                    "type": "DirectoryOrCreate",
+                },
+            },
+            {"name": "device-dir", "hostPath": {"path": "/dev", "type": "Directory"}},
+        ],
+    }
+    node: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _metadata("ebs-csi-node", labels),
+        "spec": {
+            "selector": {"matchLabels": dict(node_selector)},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {"metadata": {"labels": dict(node_selector)}, "spec": node_pod},
+        },
+    }
+    _configure_ebs_csi_driver(controller, node_pod, config)
+    return [controller, node]
+
+
+def _configure_ebs_csi_driver(
+    controller: dict[str, Any], node_pod: dict[str, Any], config: dict[str, Any]
+) -> None:
+    controller_config = config.get("controller", {})
+    controller_pod = controller["spec"]["template"]["spec"]
+    if "replicaCount" in controller_config:
+        controller["spec"]["replicas"] = controller_config["replicaCount"]
+    if "resources" in controller_config:
+        _container(controller_pod, "ebs-plugin")["resources"] = copy.deepcopy(controller_config["resources"])
+    if "tolerations" in controller_config:
+        controller_pod["tolerations"] = copy.deepcopy(controller_config["tolerations"])
+    node_config = config.get("node", {})
+    if "resources" in node_config:
+        _container(node_pod, "ebs-plugin")["resources"] = copy.deepcopy(node_config["resources"])
+    if "tolerations" in node_config:
+        node_pod["tolerations"] = copy.deepcopy(node_config["tolerations"])
+    # defaultStorageClass creates a StorageClass, a kind the simulated Kubernetes API does not have.
+
+
+# ---- eks-pod-identity-agent -------------------------------------------------------------------
+
+
+def _pod_identity_agent(version: str, cluster: ClusterInfo, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agent runs on the host network of every node and serves credentials to Pods on a
+    link-local address, which its init container sets up."""
+    labels = _labels("eks-pod-identity-agent", version, None, None)
+    selector = {
+        ADDON_NAME_LABEL: "eks-pod-identity-agent",
+        "app.kubernetes.io/instance": "eks-pod-identity-agent",
+    }
+    image = f"{ecr_registry(cluster.region)}/eks/eks-pod-identity-agent:{version}"
+    agent: dict[str, Any] = {
+        "name": "eks-pod-identity-agent",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/go-runner", "/eks-pod-identity-agent", "server"],
+        "args": _pod_identity_agent_args(cluster.name, {}),
+        "ports": [
+            {"name": "proxy", "containerPort": 80, "protocol": "TCP"},
+            {"name": "probes-port", "containerPort": 2703, "protocol": "TCP"},
+        ],
+        "livenessProbe": {
+            "httpGet": {"host": "localhost", "path": "/healthz", "port": "probes-port", "scheme": "HTTP"},
+            "initialDelaySeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"host": "localhost", "path": "/readyz", "port": "probes-port", "scheme": "HTTP"},
+            "initialDelaySeconds": 1,
+            "timeoutSeconds": 10,
+            "failureThreshold": 30,
+        },
+        "securityContext": {"capabilities": {"add": ["CAP_NET_BIND_SERVICE"]}},
+    }
+    pod_spec: dict[str, Any] = {
+        "hostNetwork": True,
+        "priorityClassName": "system-node-critical",
+        "terminationGracePeriodSeconds": 30,
+        "affinity": copy.deepcopy(_NOT_FARGATE_OR_HYBRID),
+        "initContainers": [
+            {
+                "name": "eks-pod-identity-agent-init",
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/go-runner", "/eks-pod-identity-agent", "initialize"],
+                "securityContext": {"privileged": True},
+            }
+        ],
+        "containers": [agent],
+        "tolerations": [{"operator": "Exists"}],
+    }
+    daemon_set: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _metadata("eks-pod-identity-agent", labels),
+        "spec": {
+            "selector": {"matchLabels": dict(selector)},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+            "template": {"metadata": {"labels": dict(selector)}, "spec": pod_spec},
+        },
+    }
+    additional_args = config.get("agent", {}).get("additionalArgs", {})
+    if additional_args:
+        agent["args"] = _pod_identity_agent_args(cluster.name, additional_args)
+    if "resources" in config:
+        agent["resources"] = copy.deepcopy(config["resources"])
+    if "tolerations" in config:
+        pod_spec["tolerations"] = copy.deepcopy(config["tolerations"])
+    return [daemon_set]
+
+
+def _pod_identity_agent_args(cluster_name: str, additional: Mapping[str, str]) -> list[str]:
+    """The agent's flags; `agent.additionalArgs` adds `flag value` pairs after them."""
+    args = ["--port", "80", "--cluster-name", cluster_name, "--probe-port", "2703"]
+    for flag, value in additional.items():
+        args += [flag, value]
+    return args
+
+
 # ---- pods and workload status -----------------------------------------------------------------
 
 
@@ -700,12 +968,10 @@ def sync_addon_pods(
     store: KubeStore, addon_name: str, *, fallback_node_count: int, new_pods_ready: bool
 ) -> None:
     """Bring an add-on's Pods and statuses in line with its workload spec and the cluster's nodes."""
-    sync_workload_pods(
-        store,
-        ADDON_WORKLOADS[addon_name],
-        fallback_node_count=fallback_node_count,
-        new_pods_ready=new_pods_ready,
-    )
+    for workload_key in ADDON_WORKLOADS[addon_name]:
+        sync_workload_pods(
+            store, workload_key, fallback_node_count=fallback_node_count, new_pods_ready=new_pods_ready
+        )
     for kind, namespace, name in ADDON_OBJECTS[addon_name]:
         if kind == "PodDisruptionBudget":
             refresh_pdb_status(store, namespace, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -9,10 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from autopatch import addons as product_addons
 
 from rehearsal.eks.catalog import (
     ADDON_CATALOG_FILE,
     KUBERNETES_VERSIONS_FILE,
+    AddonCatalog,
+    AddonVersion,
+    Compatibility,
     default_addon_catalog,
     load_kubernetes_versions,
     parse_addon_version,
@@ -26,7 +31,13 @@ DEV_VERSIONS = {
     "vpc-cni": "v1.19.2-eksbuild.5",
     "coredns": "v1.11.4-eksbuild.22",
     "kube-proxy": "v1.31.10-eksbuild.8",
+    "aws-ebs-csi-driver": "v1.35.0-eksbuild.1",
+    "eks-pod-identity-agent": "v1.2.0-eksbuild.1",
 }
+ALL_ADDONS = ["aws-ebs-csi-driver", "coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
+# Their compatibility is inferred, not published (the catalogue's compatibilityNote).
+INFERRED_COMPATIBILITY = ("aws-ebs-csi-driver", "eks-pod-identity-agent")
+ECR = "602401143452.dkr.ecr.eu-west-1.amazonaws.com"
 
 
 class FakeClock:
@@ -104,7 +115,7 @@ def _edit_corefile(sim: EksSimulator) -> None:
 
 def test_catalogue_versions_are_real_eks_version_strings_newest_first() -> None:
     catalog = default_addon_catalog()
-    assert set(catalog.addons) == {"vpc-cni", "coredns", "kube-proxy"}
+    assert sorted(catalog.addons) == ALL_ADDONS
     for addon in catalog.addons.values():
         names = [v.addon_version for v in addon.versions]
         assert all(re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", name) for name in names)
@@ -129,6 +140,8 @@ def test_data_files_name_their_sources() -> None:
     catalog = json.loads(ADDON_CATALOG_FILE.read_text())
     assert all(addon["source"] for addon in catalog["addons"].values())
     assert catalog["notes"]
+    for name in INFERRED_COMPATIBILITY:
+        assert "inferred, not published" in catalog["addons"][name]["compatibilityNote"].lower()
 
 
 def test_kubernetes_calendar_covers_1_23_to_1_36_in_date_order() -> None:
@@ -163,6 +176,45 @@ def test_describe_addon_versions_leaves_out_addons_without_a_compatible_version(
     assert names == ["coredns", "kube-proxy"]  # no documented vpc-cni version lists 1.34
 
 
+@pytest.mark.parametrize("kubernetes", ["1.28", "1.29", "1.30", "1.31", "1.32", "1.33"])
+def test_ebs_csi_and_pod_identity_are_offered_per_kubernetes_version(
+    sim: EksSimulator, kubernetes: str
+) -> None:
+    offered = {}
+    for name in INFERRED_COMPATIBILITY:
+        response = sim.call("DescribeAddonVersions", {"addonName": name, "kubernetesVersion": kubernetes})
+        (addon,) = response["addons"]
+        offered[name] = addon
+        versions = addon["addonVersions"]
+        assert all([c["clusterVersion"] for c in v["compatibilities"]] == [kubernetes] for v in versions)
+        assert sum(v["compatibilities"][0]["defaultVersion"] for v in versions) == 1
+
+    ebs, agent = offered["aws-ebs-csi-driver"], offered["eks-pod-identity-agent"]
+    assert (ebs["type"], agent["type"]) == ("storage", "security")
+    assert [v["addonVersion"] for v in ebs["addonVersions"]] == [
+        "v1.41.0-eksbuild.1",
+        "v1.35.0-eksbuild.1",
+        "v1.29.1-eksbuild.1",
+        "v1.24.1-eksbuild.1",
+    ]
+    assert [v["addonVersion"] for v in agent["addonVersions"]] == [
+        "v1.3.9-eksbuild.3",
+        "v1.3.8-eksbuild.2",
+        "v1.2.0-eksbuild.1",
+    ]
+    assert all(v["requiresIamPermissions"] for v in ebs["addonVersions"])
+    assert not any(v["requiresIamPermissions"] for v in agent["addonVersions"])
+
+
+@pytest.mark.parametrize("kubernetes", ["1.27", "1.34"])
+def test_ebs_csi_and_pod_identity_are_not_offered_outside_the_inferred_range(
+    sim: EksSimulator, kubernetes: str
+) -> None:
+    response = sim.call("DescribeAddonVersions", {"kubernetesVersion": kubernetes})
+
+    assert not {a["addonName"] for a in response["addons"]} & set(INFERRED_COMPATIBILITY)
+
+
 def test_describe_addon_versions_paginates(sim: EksSimulator) -> None:
     names, token, pages = [], None, 0
     while True:
@@ -176,8 +228,8 @@ def test_describe_addon_versions_paginates(sim: EksSimulator) -> None:
         if not token:
             break
 
-    assert pages == 3
-    assert names == ["coredns", "kube-proxy", "vpc-cni"]
+    assert pages == 5
+    assert names == ALL_ADDONS
     assert _api_error(sim, "DescribeAddonVersions", {"maxResults": 101}).code == "InvalidParameterException"
 
 
@@ -218,7 +270,7 @@ def test_installed_addons_are_described_and_their_objects_are_in_kubernetes(sim:
     addon = _describe_addon(sim, "coredns")
     store = sim.store_of("dev")
 
-    assert sim.call("ListAddons", {"clusterName": "dev"})["addons"] == ["coredns", "kube-proxy", "vpc-cni"]
+    assert sim.call("ListAddons", {"clusterName": "dev"})["addons"] == ALL_ADDONS
     assert addon["status"] == "ACTIVE" and addon["addonVersion"] == "v1.11.4-eksbuild.22"
     assert addon["addonArn"].startswith("arn:aws:eks:eu-west-1:111122223333:addon/dev/coredns/")
     assert addon["health"] == {"issues": []}
@@ -256,6 +308,63 @@ def test_daemonsets_run_one_pod_per_node(clock: FakeClock) -> None:
     assert {"name": "WARM_ENI_TARGET", "value": "1"} in containers["aws-node"]["env"]
 
 
+def test_ebs_csi_driver_runs_a_controller_deployment_and_a_node_daemonset(clock: FakeClock) -> None:
+    sim = EksSimulator(clock)
+    store = _add_cluster(sim, clock, "dev", "1.31")
+    for i in range(4):
+        store.put({"kind": "Node", "metadata": {"name": f"ip-10-0-0-{i}.eu-west-1.compute.internal"}})
+
+    sim.install_addon("dev", "aws-ebs-csi-driver", "v1.35.0-eksbuild.1")
+
+    controller = store.get("Deployment", "kube-system", "ebs-csi-controller")
+    node = store.get("DaemonSet", "kube-system", "ebs-csi-node")
+    assert controller is not None and node is not None
+    for workload in (controller, node):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        template_labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= template_labels.items()
+        (plugin,) = workload["spec"]["template"]["spec"]["containers"]
+        assert plugin["image"] == f"{ECR}/eks/aws-ebs-csi-driver:v1.35.0-eksbuild.1"
+    assert controller["spec"]["replicas"] == 2
+    assert controller["spec"]["template"]["spec"]["serviceAccountName"] == "ebs-csi-controller-sa"
+    assert controller["status"]["readyReplicas"] == 2
+    assert node["status"]["desiredNumberScheduled"] == node["status"]["numberReady"] == 4
+    assert len(store.list("Pod", "kube-system", labels={"app": "ebs-csi-controller"})) == 2
+    node_pods = store.list("Pod", "kube-system", labels={"app": "ebs-csi-node"})
+    assert sorted(p["spec"]["nodeName"] for p in node_pods) == sorted(
+        n["metadata"]["name"] for n in store.list("Node")
+    )
+
+
+def test_pod_identity_agent_runs_a_host_network_daemonset(sim: EksSimulator) -> None:
+    store = sim.store_of("dev")
+
+    agent = store.get("DaemonSet", "kube-system", "eks-pod-identity-agent")
+
+    assert agent is not None
+    pod_spec = agent["spec"]["template"]["spec"]
+    assert pod_spec["hostNetwork"] is True
+    assert (
+        agent["spec"]["selector"]["matchLabels"].items()
+        <= agent["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (container,) = pod_spec["containers"]
+    assert container["image"] == f"{ECR}/eks/eks-pod-identity-agent:v1.2.0-eksbuild.1"
+    assert container["args"][container["args"].index("--cluster-name") + 1] == "dev"
+    assert agent["status"]["numberReady"] == agent["status"]["desiredNumberScheduled"] == 3
+    pods = store.list("Pod", "kube-system", labels={ADDON_NAME_LABEL: "eks-pod-identity-agent"})
+    assert len(pods) == 3
+
+
+def test_simulated_addon_objects_are_the_ones_the_product_reads() -> None:
+    product = {
+        name: tuple((o.kind, o.namespace, o.name) for o in objects)
+        for name, objects in product_addons.ADDON_OBJECTS.items()
+    }
+
+    assert product == ADDON_OBJECTS
+
+
 # ---- UpdateAddon validation -----------------------------------------------------------------------
 
 
@@ -272,8 +381,8 @@ def test_incompatible_or_unknown_version_is_refused_synchronously(sim: EksSimula
     assert _describe_addon(sim, "kube-proxy")["status"] == "ACTIVE"
 
 
-def test_unknown_addon_is_not_found(sim: EksSimulator) -> None:
-    error = _api_error(sim, "UpdateAddon", {"clusterName": "dev", "addonName": "aws-ebs-csi-driver"})
+def test_addon_not_installed_is_not_found(sim: EksSimulator) -> None:
+    error = _api_error(sim, "UpdateAddon", {"clusterName": "dev", "addonName": "snapshot-controller"})
 
     assert (error.code, error.status) == ("ResourceNotFoundException", 404)
 
@@ -296,6 +405,40 @@ def test_vpc_cni_moves_one_minor_at_a_time(clock: FakeClock) -> None:
     assert two_minors_up.message == "Updating VPC-CNI can only go up or down 1 minor version at a time"
     assert one_minor_up["status"] == "InProgress"
     assert one_minor_down["status"] == "InProgress"
+
+
+def _catalog_with_extra_version(addon_name: str, addon_version: str, kubernetes: str) -> AddonCatalog:
+    catalog = default_addon_catalog()
+    entry = catalog.addons[addon_name]
+    extra = AddonVersion(addon_version, (Compatibility(kubernetes, ("*",), False),), False)
+    versions = sorted(
+        (*entry.versions, extra), key=lambda v: parse_addon_version(v.addon_version), reverse=True
+    )
+    addons = {**catalog.addons, addon_name: dataclasses.replace(entry, versions=tuple(versions))}
+    return AddonCatalog(addons=addons, sources=catalog.sources, retrieved=catalog.retrieved)
+
+
+def test_pod_identity_agent_moves_one_minor_at_a_time(clock: FakeClock) -> None:
+    # No two observed agent versions are two minors apart, so this test adds a hypothetical v1.4.0
+    # build to its own copy of the catalogue; the repository's catalogue does not contain it.
+    sim = EksSimulator(
+        clock, _catalog_with_extra_version("eks-pod-identity-agent", "v1.4.0-eksbuild.1", "1.31")
+    )
+    _add_cluster(sim, clock, "dev", "1.31")
+    sim.install_addon("dev", "eks-pod-identity-agent", "v1.2.0-eksbuild.1")
+
+    two_minors_up = _api_error(
+        sim,
+        "UpdateAddon",
+        {"clusterName": "dev", "addonName": "eks-pod-identity-agent", "addonVersion": "v1.4.0-eksbuild.1"},
+    )
+    one_minor_up = _update(sim, "eks-pod-identity-agent", addonVersion="v1.3.9-eksbuild.3")
+
+    assert (two_minors_up.code, two_minors_up.status) == ("InvalidParameterException", 400)
+    assert two_minors_up.message == (
+        "Updating eks-pod-identity-agent can only go up or down 1 minor version at a time"
+    )
+    assert one_minor_up["status"] == "InProgress"
 
 
 def test_second_update_while_one_is_in_progress_is_refused(sim: EksSimulator, clock: FakeClock) -> None:
@@ -377,6 +520,48 @@ def test_update_takes_simulated_time_and_finishes_when_read(sim: EksSimulator, c
     assert [p["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for p in pods] == [
         "v1.11.4-eksbuild.24"
     ] * 2
+
+
+def test_ebs_csi_update_rolls_the_controller_and_the_node_plugin(sim: EksSimulator, clock: FakeClock) -> None:
+    store = sim.store_of("dev")
+    pods_before = {
+        p["metadata"]["name"]
+        for p in store.list("Pod", "kube-system", labels={ADDON_NAME_LABEL: "aws-ebs-csi-driver"})
+    }
+
+    update = _update(sim, "aws-ebs-csi-driver", addonVersion="v1.41.0-eksbuild.1")
+    clock.advance(179)
+    during = _describe_update(sim, "aws-ebs-csi-driver", update["id"])["status"]
+    clock.advance(1)
+    after = _describe_update(sim, "aws-ebs-csi-driver", update["id"])["status"]
+
+    assert (during, after) == ("InProgress", "Successful")
+    assert _describe_addon(sim, "aws-ebs-csi-driver")["addonVersion"] == "v1.41.0-eksbuild.1"
+    store = sim.store_of("dev")
+    controller = store.get("Deployment", "kube-system", "ebs-csi-controller")
+    node = store.get("DaemonSet", "kube-system", "ebs-csi-node")
+    assert controller is not None and node is not None
+    assert controller["metadata"]["generation"] == node["metadata"]["generation"] == 2
+    assert controller["status"]["updatedReplicas"] == controller["status"]["readyReplicas"] == 2
+    assert node["status"]["updatedNumberScheduled"] == node["status"]["numberReady"] == 3
+    pods = store.list("Pod", "kube-system", labels={ADDON_NAME_LABEL: "aws-ebs-csi-driver"})
+    assert len(pods) == 5 and not pods_before & {p["metadata"]["name"] for p in pods}
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {
+        f"{ECR}/eks/aws-ebs-csi-driver:v1.41.0-eksbuild.1"
+    }
+
+
+def test_pod_identity_agent_update_rolls_its_daemonset(sim: EksSimulator, clock: FakeClock) -> None:
+    update = _update(sim, "eks-pod-identity-agent", addonVersion="v1.3.9-eksbuild.3")
+    clock.advance(120)
+
+    assert _describe_update(sim, "eks-pod-identity-agent", update["id"])["status"] == "Successful"
+    store = sim.store_of("dev")
+    agent = store.get("DaemonSet", "kube-system", "eks-pod-identity-agent")
+    assert agent is not None
+    assert agent["status"]["updatedNumberScheduled"] == agent["status"]["numberReady"] == 3
+    pods = store.list("Pod", "kube-system", labels={ADDON_NAME_LABEL: "eks-pod-identity-agent"})
+    assert [p["spec"]["containers"][0]["image"].rsplit(":", 1)[1] for p in pods] == ["v1.3.9-eksbuild.3"] * 3
 
 
 def test_update_duration_fault_slows_updates(sim: EksSimulator, clock: FakeClock) -> None:
@@ -511,6 +696,62 @@ def test_configuration_values_are_applied_kept_and_reset(sim: EksSimulator, cloc
     assert replicas_after_version_update == 3
     assert replicas_reset == 2
     assert _describe_addon(sim, "coredns")["configurationValues"] == "{}"
+
+
+def test_ebs_csi_and_pod_identity_configuration_values_are_applied(
+    sim: EksSimulator, clock: FakeClock
+) -> None:
+    ebs_values = json.dumps(
+        {
+            "controller": {"replicaCount": 3, "tolerations": [{"key": "storage", "operator": "Exists"}]},
+            "node": {"resources": {"requests": {"cpu": "20m"}}},
+            "defaultStorageClass": {"enabled": True},
+        }
+    )
+    agent_values = "agent:\n  additionalArgs:\n    '-b': 169.254.170.23\n"
+
+    _update(sim, "aws-ebs-csi-driver", configurationValues=ebs_values)
+    _update(sim, "eks-pod-identity-agent", configurationValues=agent_values)
+    clock.advance(180)
+    store = sim.store_of("dev")
+
+    controller = store.get("Deployment", "kube-system", "ebs-csi-controller")
+    node = store.get("DaemonSet", "kube-system", "ebs-csi-node")
+    agent = store.get("DaemonSet", "kube-system", "eks-pod-identity-agent")
+    assert controller is not None and node is not None and agent is not None
+    assert controller["spec"]["replicas"] == 3
+    assert controller["spec"]["template"]["spec"]["tolerations"] == [{"key": "storage", "operator": "Exists"}]
+    assert len(store.list("Pod", "kube-system", labels={"app": "ebs-csi-controller"})) == 3
+    assert node["spec"]["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "20m"}}
+    assert agent["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["-b", "169.254.170.23"]
+
+
+def test_default_storage_class_is_in_the_schema_from_ebs_csi_v1_31(sim: EksSimulator) -> None:
+    def properties(version: str) -> dict[str, Any]:
+        response = sim.call(
+            "DescribeAddonConfiguration", {"addonName": "aws-ebs-csi-driver", "addonVersion": version}
+        )
+        return dict(
+            json.loads(response["configurationSchema"])["definitions"]["AwsEbsCsiDriver"]["properties"]
+        )
+
+    error = _api_error(
+        sim,
+        "UpdateAddon",
+        {
+            "clusterName": "dev",
+            "addonName": "aws-ebs-csi-driver",
+            "addonVersion": "v1.29.1-eksbuild.1",
+            "configurationValues": '{"defaultStorageClass": {"enabled": true}}',
+        },
+    )
+
+    assert "defaultStorageClass" in properties("v1.35.0-eksbuild.1")
+    assert set(properties("v1.29.1-eksbuild.1")) == {"controller", "node"}
+    assert error.message.endswith(
+        "[$.defaultStorageClass: is not defined in the schema and the schema does not allow additional "
+        "properties]"
+    )
 
 
 # ---- faults ---------------------------------------------------------------------------------------
