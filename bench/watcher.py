@@ -42,6 +42,7 @@ from moto import mock_aws  # noqa: E402
 from rehearsal.clock import SimClock  # noqa: E402
 from rehearsal.eks.simulator import MAX_PAGE_SIZE, EksSimulator  # noqa: E402
 from rehearsal.eks_bridge import eks_routed_to  # noqa: E402
+from rehearsal.engine import create_ledger_table  # noqa: E402
 from rehearsal.kube.store import KubeStore  # noqa: E402
 
 CLUSTERS = 200
@@ -118,16 +119,8 @@ def fleet_policy() -> FleetPolicy:
     )
 
 
-def create_ledger_table() -> Ledger:
-    boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+def new_ledger() -> Ledger:
+    create_ledger_table(boto3.client("dynamodb"), TABLE)
     return Ledger(TABLE, resource=boto3.resource("dynamodb"))
 
 
@@ -154,7 +147,7 @@ def run() -> dict[str, Any]:
     setup_seconds = time.perf_counter() - setup_started
 
     eks_clients.eks_client.cache_clear()
-    ledger = create_ledger_table()
+    ledger = new_ledger()
     events = CountingEvents(boto3.client("events"))
     events.client.create_event_bus(Name=BUS)
 

@@ -167,19 +167,7 @@ class Engine:
     def _create_resources(self) -> None:
         import boto3
 
-        table = f"autopatch-ledger-{uuid.uuid4().hex[:6]}"
-        boto3.client("dynamodb").create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        table = create_ledger_table(boto3.client("dynamodb"), f"autopatch-ledger-{uuid.uuid4().hex[:6]}")
         topic = boto3.client("sns").create_topic(Name="autopatch-notifications")["TopicArn"]
         secret = boto3.client("secretsmanager").create_secret(
             Name="autopatch/slack-webhook-url", SecretString=self.slack.url
@@ -388,6 +376,20 @@ class Engine:
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def create_ledger_table(dynamodb: Any, name: str) -> str:
+    """The ledger's key schema, as the CDK app declares it (pk/sk strings, on demand)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
 
 
 def execution_name(event: dict[str, Any]) -> str:

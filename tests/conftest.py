@@ -17,6 +17,8 @@ from autopatch.models import Notification, Operation
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from rehearsal.engine import create_ledger_table
+
 EVENTS = Path(__file__).resolve().parent / "events"
 REGION = "eu-west-1"
 ACCOUNT = "111122223333"
@@ -86,18 +88,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, fake_aws_session: boto3.session.Session
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         dynamodb = fake_aws_session.resource("dynamodb")
-        dynamodb.create_table(
-            TableName=LEDGER_TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(dynamodb.meta.client, LEDGER_TABLE)
         yield Ledger(LEDGER_TABLE, resource=dynamodb)
 
 

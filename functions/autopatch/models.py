@@ -232,6 +232,18 @@ class Operation(_Model):
                 )
             )
 
+    def event_detail(self, **extra: Any) -> dict[str, Any]:
+        """The fields every event about this operation carries (the trigger's contract), plus `extra`."""
+        return {
+            "clusterName": self.cluster.name,
+            "accountId": self.cluster.accountId,
+            "region": self.cluster.region,
+            "component": self.component.model_dump(),
+            "currentVersion": self.fromVersion,
+            "targetVersion": self.toVersion,
+            **extra,
+        }
+
     @property
     def op_sort_key(self) -> str:
         return f"OP#{self.component.kind}#{self.component.name}#{self.toVersion}#{self.id}"

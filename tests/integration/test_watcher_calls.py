@@ -36,6 +36,7 @@ from moto import mock_aws
 from rehearsal.clock import SimClock
 from rehearsal.eks.simulator import EksSimulator
 from rehearsal.eks_bridge import eks_routed_to
+from rehearsal.engine import create_ledger_table
 from rehearsal.kube.store import KubeStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,18 +203,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
             simulator.install_addon(name, addon, version)
     eks_clients.eks_client.cache_clear()
     with mock_aws(), eks_routed_to(simulator):
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table(boto3.client("dynamodb"), TABLE)
         events = boto3.client("events")
         events.create_event_bus(Name=BUS)
         sqs = boto3.client("sqs")

@@ -24,20 +24,27 @@ def request_token(op: Operation, step: str, version: str) -> str:
     return f"{op.id}:{step}:{version}"[:64]
 
 
-def apply_update(op: Operation, *, eks: Eks) -> Operation:
-    try:
-        update = eks.update_addon(
-            op.cluster.name,
-            op.component.name,
-            op.toVersion,
-            resolve_conflicts=op.resolveConflicts,
-            token=request_token(op, "apply", op.toVersion),
-        )
-    except UpdateRejected as exc:
-        return op.end("failed", "update_rejected", f"EKS refused the update: {exc}")
-    op.update = UpdateState(id=update["id"], status=update["status"], toVersion=op.toVersion)
+def _start_update(
+    op: Operation, *, eks: Eks, version: str, step: str, resolve_conflicts: str
+) -> dict[str, Any]:
+    update = eks.update_addon(
+        op.cluster.name,
+        op.component.name,
+        version,
+        resolve_conflicts=resolve_conflicts,
+        token=request_token(op, step, version),
+    )
+    op.update = UpdateState(id=update["id"], status=update["status"], toVersion=version)
     op.poll.attempt = 0
     op.poll.waitSeconds = POLL_FIRST_SECONDS
+    return update
+
+
+def apply_update(op: Operation, *, eks: Eks) -> Operation:
+    try:
+        _start_update(op, eks=eks, version=op.toVersion, step="apply", resolve_conflicts=op.resolveConflicts)
+    except UpdateRejected as exc:
+        return op.end("failed", "update_rejected", f"EKS refused the update: {exc}")
     return op
 
 
@@ -146,18 +153,9 @@ def start_rollback(op: Operation, *, eks: Eks) -> Operation:
     """Back to the version before the update, with PRESERVE, then poll and verify again."""
     op.phase = "rollback"
     try:
-        update = eks.update_addon(
-            op.cluster.name,
-            op.component.name,
-            op.fromVersion,
-            resolve_conflicts="PRESERVE",
-            token=request_token(op, "rollback", op.fromVersion),
-        )
+        _start_update(op, eks=eks, version=op.fromVersion, step="rollback", resolve_conflicts="PRESERVE")
     except UpdateRejected as exc:
         return op.end("failed", "rollback_failed", f"EKS refused the rollback to {op.fromVersion}: {exc}")
-    op.update = UpdateState(id=update["id"], status=update["status"], toVersion=op.fromVersion)
-    op.poll.attempt = 0
-    op.poll.waitSeconds = POLL_FIRST_SECONDS
     op.verify.attempt = 0
     op.verify.passed = False
     return op

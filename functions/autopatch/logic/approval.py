@@ -63,16 +63,7 @@ def request_approval(
     op.notifications.append(
         notifier.event(
             APPROVAL_REQUESTED,
-            {
-                "approvalId": approval_id,
-                "clusterName": op.cluster.name,
-                "accountId": op.cluster.accountId,
-                "region": op.cluster.region,
-                "component": op.component.model_dump(),
-                "currentVersion": op.fromVersion,
-                "targetVersion": op.toVersion,
-                "approvers": approvers,
-            },
+            op.event_detail(approvalId=approval_id, approvers=approvers),
             status="awaiting_approval",
         )
     )

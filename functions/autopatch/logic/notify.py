@@ -79,18 +79,9 @@ def notify_outcome(op: Operation, *, ledger: Ledger, notifier: Any, console_url:
     op.notifications.append(
         notifier.event(
             OPERATION_FINISHED,
-            {
-                "operationId": op.id,
-                "clusterName": op.cluster.name,
-                "accountId": op.cluster.accountId,
-                "region": op.cluster.region,
-                "component": op.component.model_dump(),
-                "currentVersion": op.fromVersion,
-                "targetVersion": op.toVersion,
-                "status": status,
-                "reason": op.reason,
-                "finishedAt": clock.iso(clock.now()),
-            },
+            op.event_detail(
+                operationId=op.id, status=status, reason=op.reason, finishedAt=clock.iso(clock.now())
+            ),
             status=status,
         )
     )
