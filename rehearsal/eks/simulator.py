@@ -436,7 +436,8 @@ class EksSimulator:
             "ListUpdates": self._list_updates,
         }.get(operation)
         if handler is None:
-            raise NotImplementedError(f"the EKS simulator does not implement {operation}")
+            # Said loudly, as an API error the caller sees, never answered with made-up data.
+            raise EksApiError("UnsupportedOperation", f"the EKS simulator does not offer {operation}", 501)
         with self._lock:
             self.calls[operation] += 1
             self.call_log.append((operation, copy.deepcopy(params)))

@@ -821,3 +821,11 @@ def test_every_call_is_counted_and_logged(sim: EksSimulator) -> None:
 
     assert sim.calls == Counter({"DescribeAddon": 2, "ListAddons": 1})
     assert sim.call_log[-1] == ("DescribeAddon", {"clusterName": "dev", "addonName": "vpc-cni"})
+
+
+def test_an_operation_the_simulator_does_not_offer_is_an_error_not_an_answer(sim: EksSimulator) -> None:
+    with pytest.raises(EksApiError) as raised:
+        sim.call("DeleteCluster", {"name": "dev"})
+
+    assert raised.value.code == "UnsupportedOperation"
+    assert "DeleteCluster" in raised.value.message
