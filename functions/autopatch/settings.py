@@ -46,8 +46,15 @@ class Settings:
             topic_arn=os.environ[ENV_TOPIC_ARN],
             slack_webhook_secret_arn=os.environ[ENV_SLACK_WEBHOOK_SECRET_ARN],
             policy_path=os.environ.get(ENV_POLICY_PATH) or DEFAULT_POLICY_PATH,
-            console_url=os.environ.get(ENV_CONSOLE_URL) or cls.console_url,
+            console_url=os.environ.get(ENV_CONSOLE_URL) or _console_url(os.environ.get("AWS_REGION")),
         )
+
+
+def _console_url(region: str | None) -> str:
+    """The Step Functions console of the functions' own region (where the executions are)."""
+    if not region:
+        return Settings.console_url
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}"
 
 
 @lru_cache(maxsize=1)
