@@ -130,9 +130,38 @@ class Baseline(_Model):
 
 class UpdateState(_Model):
     id: str | None = None
+    type: str | None = None  # AddonUpdate, VersionUpdate, ConfigUpdate
     status: Literal["InProgress", "Failed", "Cancelled", "Successful"] | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
     toVersion: str | None = None
+
+
+class BlockingPod(_Model):
+    """A pod the drain rehearsal (or EKS) found could not leave its node, and why."""
+
+    pod: str  # namespace/name
+    node: str
+    pdb: str | None = None  # namespace/name
+    why: str
+
+
+class NodegroupPlan(_Model):
+    """What preflight learned about a managed node group, and what the roll should do."""
+
+    amiType: str
+    version: str  # the node group's Kubernetes minor
+    oldNodes: list[str] = Field(default_factory=list)
+    updateConfig: dict[str, Any] = Field(default_factory=dict)
+    desiredUpdateConfig: dict[str, Any] | None = None
+    configChange: bool = False
+    maxUnavailable: int = 1
+    surge: int = 0
+    force: bool = False
+    forcePods: list[str] = Field(default_factory=list)  # exactly what force=true would delete
+    blocking: list[BlockingPod] = Field(default_factory=list)
+    baselinePods: dict[str, int] = Field(default_factory=dict)  # owner -> Ready pods before
+    baselineUnhealthy: list[str] = Field(default_factory=list)  # pods Pending/CrashLoopBackOff before
+    evictionFailure: list[str] = Field(default_factory=list)  # what held the nodes EKS named
 
 
 class PollState(_Model):
@@ -179,7 +208,7 @@ class Operation(_Model):
     detectedAt: datetime
     startedAt: datetime
     deadline: datetime | None = None
-    phase: Literal["update", "rollback"] = "update"
+    phase: Literal["config", "update", "rollback"] = "update"
     status: Status = "running"
     reason: str | None = None
     message: str | None = None
@@ -191,6 +220,7 @@ class Operation(_Model):
     checks: list[Check] = Field(default_factory=list)
     baseline: Baseline = Field(default_factory=Baseline)
     update: UpdateState = Field(default_factory=UpdateState)
+    nodegroup: NodegroupPlan | None = None
     poll: PollState = Field(default_factory=PollState)
     verify: VerifyState = Field(default_factory=VerifyState)
     preservedEdits: list[EditedField] = Field(default_factory=list)

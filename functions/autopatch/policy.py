@@ -68,6 +68,13 @@ class ClusterSettings(_Strict):
     approvalTimeout: Duration | None = None
     addons: list[str] | None = None
     resolveConflicts: Literal["PRESERVE", "OVERWRITE"] | None = None
+    # Managed node groups: which to roll (None: every managed node group), how many nodes at a
+    # time (None: leave the group's updateConfig as it is), and whether a PDB that blocks the
+    # drain may be overridden with force=true after an approver has seen the pods it would delete.
+    nodegroups: list[str] | None = None
+    maxUnavailable: int | None = Field(default=None, ge=1, le=100)
+    maxUnavailablePercentage: int | None = Field(default=None, ge=1, le=100)
+    allowForce: bool | None = None
     # Room for later policy gates; accepted and carried, not yet enforced.
     wave: int | None = None
     windows: list[str] | None = None
@@ -77,6 +84,8 @@ class ClusterSettings(_Strict):
         for name in self.addons or []:
             if name not in SUPPORTED_ADDONS:
                 raise ValueError(f"unknown add-on {name!r}; supported: {', '.join(SUPPORTED_ADDONS)}")
+        if self.maxUnavailable is not None and self.maxUnavailablePercentage is not None:
+            raise ValueError("set maxUnavailable or maxUnavailablePercentage, not both")
         return self
 
 
@@ -91,6 +100,7 @@ class Defaults(ClusterSettings):
     approvalTimeout: Duration = 24 * 3600
     addons: list[str] = Field(default_factory=lambda: ["vpc-cni", "coredns", "kube-proxy"])
     resolveConflicts: Literal["PRESERVE", "OVERWRITE"] = "PRESERVE"
+    allowForce: bool = False
     wave: int = 0
     windows: list[str] = Field(default_factory=list)
 
@@ -115,6 +125,10 @@ class ClusterPolicy(_Strict):
     approvalTimeout: int
     addons: list[str]
     resolveConflicts: Literal["PRESERVE", "OVERWRITE"]
+    nodegroups: list[str] | None = None
+    maxUnavailable: int | None = None
+    maxUnavailablePercentage: int | None = None
+    allowForce: bool = False
     wave: int
     windows: list[str]
 

@@ -70,7 +70,7 @@ def invalid_items(ledger: Ledger) -> list[dict[str, Any]]:
         ("invalid_unknown_component_kind", "detail.component.kind: Input should be"),
         ("invalid_empty_target_version", "detail.targetVersion: String should have at least 1 character"),
         ("invalid_not_an_object", "(event): Input should be a valid dictionary"),
-        ("invalid_nodegroup_for_addon_workflow", "this workflow patches add-ons"),
+        ("invalid_nodegroup_for_addon_workflow", "goes with component.kind 'addon', not 'nodegroup'"),
     ],
 )
 def test_an_invalid_event_is_refused_and_kept_with_its_problems(

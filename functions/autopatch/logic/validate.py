@@ -9,9 +9,23 @@ from pydantic import ValidationError
 from autopatch import clock
 from autopatch.clients.ledger import Ledger
 from autopatch.errors import InvalidEvent
-from autopatch.models import ClusterRef, ExecutionInfo, Operation, TriggerEvent
+from autopatch.models import (
+    ADDON_VERSION_AVAILABLE,
+    AMI_RELEASE_AVAILABLE,
+    END_OF_SUPPORT_APPROACHING,
+    ClusterRef,
+    ExecutionInfo,
+    Operation,
+    TriggerEvent,
+)
 from autopatch.observability import metrics
-from autopatch.policy import FleetPolicy
+from autopatch.policy import ClusterPolicy, FleetPolicy
+
+KIND_OF_DETAIL_TYPE = {
+    ADDON_VERSION_AVAILABLE: "addon",
+    AMI_RELEASE_AVAILABLE: "nodegroup",
+    END_OF_SUPPORT_APPROACHING: "control-plane",
+}
 
 
 def _problems(exc: ValidationError) -> list[str]:
@@ -25,8 +39,12 @@ def validate_event(raw: Any, execution: ExecutionInfo, *, ledger: Ledger, policy
     """
     try:
         event = TriggerEvent.model_validate(raw)
-        if event.detail_type != "EKS Add-on Version Available" or event.detail.component.kind != "addon":
-            raise InvalidEvent("this workflow patches add-ons: detail-type and component.kind must say so")
+        expected_kind = KIND_OF_DETAIL_TYPE.get(event.detail_type)
+        if expected_kind != event.detail.component.kind:
+            raise InvalidEvent(
+                f"detail-type {event.detail_type!r} goes with component.kind {expected_kind!r}, "
+                f"not {event.detail.component.kind!r}"
+            )
     except (ValidationError, InvalidEvent) as exc:
         problems = _problems(exc) if isinstance(exc, ValidationError) else [str(exc)]
         ledger.record_invalid_event(execution.name, raw, problems)
@@ -51,7 +69,7 @@ def validate_event(raw: Any, execution: ExecutionInfo, *, ledger: Ledger, policy
     cluster_policy = policy.cluster(detail.accountId, detail.region, detail.clusterName)
     if cluster_policy is None:
         return op.end("skipped", "unknown_cluster", "The cluster is not in the fleet policy.")
-    if detail.component.name not in cluster_policy.addons:
+    if not _in_policy(detail.component.kind, detail.component.name, cluster_policy):
         return op.end("skipped", "not_in_policy", f"The policy does not patch {detail.component.name} here.")
     op.approval.required = cluster_policy.approval == "required"
     op.approval.timeoutSeconds = cluster_policy.approvalTimeout
@@ -59,3 +77,11 @@ def validate_event(raw: Any, execution: ExecutionInfo, *, ledger: Ledger, policy
     op.lockWaitBudget = cluster_policy.lockWaitBudget
     op.resolveConflicts = cluster_policy.resolveConflicts
     return op
+
+
+def _in_policy(kind: str, name: str, cluster_policy: ClusterPolicy) -> bool:
+    if kind == "addon":
+        return name in cluster_policy.addons
+    if kind == "nodegroup":
+        return cluster_policy.nodegroups is None or name in cluster_policy.nodegroups
+    return True
