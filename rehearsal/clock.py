@@ -43,6 +43,7 @@ class SimClock:
         self._seq = itertools.count()
         self._signals: dict[Any, _Timer] = {}
         self._early_signals: set[Any] = set()
+        self._started = False  # time stands still while the driver is still setting up
         self.errors: list[BaseException] = []
 
     # ---- reading time --------------------------------------------------------------------------
@@ -125,13 +126,15 @@ class SimClock:
             self._cond.notify_all()
 
     def call_at(self, when: datetime | float, callback: Callable[[], None]) -> None:
-        """Run `callback` in a new participant thread at simulated time `when`."""
+        """Run `callback` in a new participant thread at simulated time `when` (relative to the
+        start when a number). Scheduling before `run_until_idle` does not move time."""
         with self._cond:
             t = (when - self._start).total_seconds() if isinstance(when, datetime) else float(when)
             self._push(max(t, self._t), callback=callback)
             self._advance_if_idle()
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Run `callback` `seconds` after now (see `call_at`)."""
         with self._cond:
             self._push(self._t + max(0.0, seconds), callback=callback)
             self._advance_if_idle()
@@ -143,6 +146,7 @@ class SimClock:
         Returns False if real time ran out first (a stuck participant).
         """
         with self._cond:
+            self._started = True
             self._advance_if_idle()
             return self._cond.wait_for(self._finished, timeout=real_timeout)
 
@@ -160,6 +164,8 @@ class SimClock:
         return timer
 
     def _advance_if_idle(self) -> None:
+        if not self._started:
+            return
         while self._active == 0:
             while self._timers and self._timers[0].cancelled:
                 heapq.heappop(self._timers)
