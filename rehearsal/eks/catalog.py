@@ -7,15 +7,20 @@ but list only the keys the rehearsal uses.
 
 The compatibility of aws-ebs-csi-driver and eks-pod-identity-agent with Kubernetes versions is an
 inference, not published data: see each add-on's `compatibilityNote` in the catalogue file.
+
+The EKS-optimized AMI releases (`ami_releases.json`, from the amazon-eks-ami changelog) back managed
+node group updates and the SSM public parameters that recommend a release.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from typing import Any
 DATA_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "data"
 ADDON_CATALOG_FILE = DATA_DIR / "addon_catalog.json"
 KUBERNETES_VERSIONS_FILE = DATA_DIR / "kubernetes_versions.json"
+AMI_RELEASES_FILE = DATA_DIR / "ami_releases.json"
 
 ADDON_VERSION_PATTERN = re.compile(r"^v(\d+)\.(\d+)\.(\d+)-eksbuild\.(\d+)$")
 
@@ -164,6 +170,217 @@ def load_kubernetes_versions(path: Path = KUBERNETES_VERSIONS_FILE) -> list[Kube
         )
         for entry in raw["versions"]
     ]
+
+
+# ---- EKS-optimized AMI releases (managed node groups, SSM public parameters) ------------------
+
+RELEASE_VERSION_PATTERN = re.compile(r"^(\d+)\.(\d+)\.(\d+)-(\d{8})$")
+SSM_PARAMETER_PATTERN = re.compile(
+    r"^/aws/service/eks/optimized-ami/(?P<minor>\d+\.\d+)/(?P<path>.+)/recommended/(?P<field>release_version|image_id)$"
+)
+
+
+def parse_release_version(text: str) -> tuple[int, int, int, str]:
+    """`1.31.2-20241121` -> (1, 31, 2, "20241121"); raises ValueError for anything else (FIDELITY 1.9)."""
+    match = RELEASE_VERSION_PATTERN.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a release version like 1.31.2-20241121")
+    return int(match[1]), int(match[2]), int(match[3]), match[4]
+
+
+def release_minor(release_version: str) -> str:
+    major, minor, _, _ = parse_release_version(release_version)
+    return f"{major}.{minor}"
+
+
+def release_kubelet(release_version: str) -> str:
+    """`1.31.2-20241121` -> `1.31.2`."""
+    major, minor, patch, _ = parse_release_version(release_version)
+    return f"{major}.{minor}.{patch}"
+
+
+def release_order(release_version: str) -> tuple[int, int, str, int]:
+    """Sort key: newer Kubernetes minor first, then the newer AMI build, then the kubelet patch."""
+    major, minor, patch, built = parse_release_version(release_version)
+    return major, minor, built, patch
+
+
+def minor_key(minor: str) -> tuple[int, int]:
+    major, _, rest = minor.partition(".")
+    return int(major), int(rest)
+
+
+@dataclass(frozen=True)
+class AmiType:
+    name: str  # the node group amiType, e.g. AL2023_x86_64_STANDARD
+    family: str  # AL2 or AL2023
+    architecture: str  # x86_64 or arm64
+    ssm_path: str  # the segment of /aws/service/eks/optimized-ami/<k8s>/<ssm_path>/recommended/...
+    ami_name: str  # pattern with {minor} and {date}
+
+    @property
+    def kubernetes_arch(self) -> str:
+        return "arm64" if self.architecture == "arm64" else "amd64"
+
+
+@dataclass(frozen=True)
+class AmiRelease:
+    tag: str  # v20241121
+    date: date  # from the tag: the release counts as published from 00:00 UTC that day
+    release_versions: Mapping[str, str]  # Kubernetes minor -> release version
+    families: tuple[str, ...]
+
+    @property
+    def published_at(self) -> datetime:
+        return datetime(self.date.year, self.date.month, self.date.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FamilyLimits:
+    min_kubernetes: str | None
+    max_kubernetes: str | None
+
+    def serves(self, minor: str) -> bool:
+        if self.min_kubernetes is not None and minor_key(minor) < minor_key(self.min_kubernetes):
+            return False
+        return self.max_kubernetes is None or minor_key(minor) <= minor_key(self.max_kubernetes)
+
+
+class AmiReleaseCatalog:
+    """The releases one simulator knows. A scenario may publish more while it runs, so each
+    simulator gets its own copy (`default_ami_releases()` returns a fresh one)."""
+
+    def __init__(
+        self,
+        releases: list[AmiRelease],
+        ami_types: dict[str, AmiType],
+        families: dict[str, FamilyLimits],
+        sources: tuple[str, ...],
+        retrieved: str,
+    ) -> None:
+        self.releases = sorted(releases, key=lambda r: (r.date, r.tag))
+        self.ami_types = ami_types
+        self.families = families
+        self.sources = sources
+        self.retrieved = retrieved
+
+    def publish(self, release: AmiRelease) -> None:
+        if any(r.tag == release.tag for r in self.releases):
+            raise ValueError(f"AMI release {release.tag} is already known")
+        unknown = set(release.families) - set(self.families)
+        if unknown:
+            raise ValueError(
+                f"unknown AMI families {sorted(unknown)}; expected some of {sorted(self.families)}"
+            )
+        for minor, version in release.release_versions.items():
+            if release_minor(version) != minor:
+                raise ValueError(f"release version {version} is not for Kubernetes {minor}")
+        self.releases = sorted([*self.releases, release], key=lambda r: (r.date, r.tag))
+
+    def ami_type(self, name: str) -> AmiType | None:
+        return self.ami_types.get(name)
+
+    def offers(self, release: AmiRelease, minor: str, family: str) -> bool:
+        limits = self.families.get(family)
+        return (
+            minor in release.release_versions
+            and family in release.families
+            and limits is not None
+            and limits.serves(minor)
+        )
+
+    def published(self, release_version: str, family: str, at: datetime) -> AmiRelease | None:
+        """The release that carries `release_version` for `family`, if published by `at`."""
+        try:
+            minor = release_minor(release_version)
+        except ValueError:
+            return None
+        for release in self.releases:
+            if (
+                release.release_versions.get(minor) == release_version
+                and release.published_at <= at
+                and self.offers(release, minor, family)
+            ):
+                return release
+        return None
+
+    def recommended(self, minor: str, family: str, at: datetime) -> str | None:
+        """The release version of the newest release published by `at` for this minor and family."""
+        for release in reversed(self.releases):
+            if release.published_at <= at and self.offers(release, minor, family):
+                return release.release_versions[minor]
+        return None
+
+    def ami_name(self, ami_type: AmiType, release_version: str) -> str:
+        _, _, _, built = parse_release_version(release_version)
+        return ami_type.ami_name.format(minor=release_minor(release_version), date=built)
+
+    def ami_id(self, ami_type: AmiType, release_version: str) -> str:
+        """A stand-in AMI id, the same for the same AMI name on every run."""
+        return derived_ami_id(self.ami_name(ami_type, release_version))
+
+    def ssm_parameter(self, name: str, at: datetime) -> str | None:
+        """`/aws/service/eks/optimized-ami/<k8s>/<path>/recommended/{release_version|image_id}`."""
+        match = SSM_PARAMETER_PATTERN.match(name)
+        if match is None:
+            return None
+        ami_type = next((t for t in self.ami_types.values() if t.ssm_path == match["path"]), None)
+        if ami_type is None:
+            return None
+        release_version = self.recommended(match["minor"], ami_type.family, at)
+        if release_version is None:
+            return None
+        if match["field"] == "release_version":
+            return release_version
+        return self.ami_id(ami_type, release_version)
+
+
+def derived_ami_id(seed: str) -> str:
+    return "ami-" + hashlib.sha256(seed.encode()).hexdigest()[:17]
+
+
+def load_ami_releases(path: Path = AMI_RELEASES_FILE) -> AmiReleaseCatalog:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return AmiReleaseCatalog(
+        releases=[
+            AmiRelease(
+                tag=entry["tag"],
+                date=date.fromisoformat(entry["date"]),
+                release_versions=dict(entry["release_versions"]),
+                families=tuple(entry["families"]),
+            )
+            for entry in raw["releases"]
+        ],
+        ami_types={
+            name: AmiType(
+                name=name,
+                family=body["family"],
+                architecture=body["architecture"],
+                ssm_path=body["ssm_path"],
+                ami_name=body["ami_name"],
+            )
+            for name, body in raw["ami_types"].items()
+        },
+        families={
+            name: FamilyLimits(body.get("min_kubernetes"), body.get("max_kubernetes"))
+            for name, body in raw["families"].items()
+        },
+        sources=tuple(raw["source"]),
+        retrieved=raw["retrieved"],
+    )
+
+
+@cache
+def _ami_releases_file() -> AmiReleaseCatalog:
+    return load_ami_releases()
+
+
+def default_ami_releases() -> AmiReleaseCatalog:
+    """A fresh copy of the repository's releases (the file is read once per process)."""
+    base = _ami_releases_file()
+    return AmiReleaseCatalog(
+        list(base.releases), dict(base.ami_types), dict(base.families), base.sources, base.retrieved
+    )
 
 
 # ---- configuration schemas (DescribeAddonConfiguration) --------------------------------------

@@ -1,12 +1,14 @@
-"""A stateful, in-process stand-in for the Amazon EKS API (add-ons and their updates).
+"""A stateful, in-process stand-in for the Amazon EKS API (add-ons, managed node groups, updates).
 
 The product's Lambdas call EKS through botocore; the rehearsal routes those calls to
 `EksSimulator.call(operation, params)`, which takes botocore operation names and parameters and
-returns botocore-style parsed responses. Behaviour follows FIDELITY.md §2 (UpdateAddon) and §4
-(DescribeUpdate). Where AWS does not document the behaviour, the choice made here is marked [INF].
+returns botocore-style parsed responses. Behaviour follows FIDELITY.md §1 (UpdateNodegroupVersion),
+§2 (UpdateAddon) and §4 (DescribeUpdate). Where AWS does not document the behaviour, the choice made
+here is marked [INF]. The node group model and the roll of an update are in `nodegroups.py`.
 
 Time is simulated: an update finishes at `created_at + duration` on the rehearsal clock, and is
-finalised lazily by the first call that runs at or after that moment (no threads, no sleeping).
+finalised lazily by the first call that runs at or after that moment (no threads, no sleeping). A node
+group update is a series of such moments (nodes launched, Ready, drained, terminated), run in order.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import binascii
 import collections
 import copy
 import json
+import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import yaml
@@ -30,9 +34,16 @@ from rehearsal.eks.catalog import (
     POD_IDENTITY_CONFIGURATION,
     AddonCatalog,
     AddonVersion,
+    AmiRelease,
+    AmiReleaseCatalog,
     addon_minor,
     configuration_schema,
     default_addon_catalog,
+    default_ami_releases,
+    derived_ami_id,
+    minor_key,
+    release_minor,
+    release_order,
 )
 from rehearsal.eks.manifests import (
     ADDON_WORKLOADS,
@@ -40,6 +51,15 @@ from rehearsal.eks.manifests import (
     ClusterInfo,
     addon_manifests,
     sync_addon_pods,
+)
+from rehearsal.eks.nodegroups import (
+    CAPACITY_TYPES,
+    NODEGROUP_FAULT_TYPES,
+    UPDATE_STRATEGIES,
+    ClusterRef,
+    Nodegroup,
+    NodegroupUpdate,
+    NodegroupWorld,
 )
 from rehearsal.kube.store import KINDS, KubeStore, ObjectKey
 
@@ -113,6 +133,28 @@ CONFLICT_MESSAGE = (
 SCHEMA_MESSAGE = (
     "ConfigurationValue provided in request is not supported: Json schema validation failed with error:"
 )
+# ---- managed node groups (FIDELITY §1) -----------------------------------------------------------
+NODEGROUP_IN_USE_MESSAGE = "Nodegroup cannot be updated as it is currently not in Active State"  # [OBS] 1.20
+CUSTOM_AMI_VERSION_MESSAGE = (
+    "You cannot specify the field kubernetesVersion when using custom AMIs."  # [OBS] 1.16
+)
+# [INF] 1.14 forbids releaseVersion with a custom AMI too; the wording follows 1.16.
+CUSTOM_AMI_RELEASE_MESSAGE = "You cannot specify the field releaseVersion when using custom AMIs."
+CUSTOM_AMI_LAUNCH_TEMPLATE_MESSAGE = (
+    "Launch template details can't be null for Custom ami type node group"  # [OBS] 1.17
+)
+# [DOC] 1.8 states the rule in these words; that EKS answers with this text is [INF].
+ROLLBACK_MESSAGE = "You cannot roll back a node group to an earlier Kubernetes version or AMI version."
+INVALID_RELEASE_MESSAGE = (
+    "Requested release version {release} is not valid for kubernetes version {version}."  # [OBS] 1.12
+)
+ONLY_LATEST_RELEASE_MESSAGE = (  # [OBS] 1.13
+    "Requested Nodegroup release version {release} is invalid. Allowed release version is {latest}"
+)
+KUBERNETES_VERSION_PATTERN = re.compile(r"^\d+\.\d+$")
+UPDATE_CONFIG_KEYS = ("maxUnavailable", "maxUnavailablePercentage", "updateStrategy")
+# UpdateNodegroupConfig changes the simulator does not model; asking for one is said loudly.
+UNMODELLED_NODEGROUP_CONFIG = ("labels", "taints", "scalingConfig", "nodeRepairConfig", "warmPoolConfig")
 # Used when the rehearsal gives a cluster no CA: the fake API endpoint is plain HTTP then.
 PLACEHOLDER_CA = base64.b64encode(
     b"-----BEGIN CERTIFICATE-----\nsimulated cluster without a CA\n-----END CERTIFICATE-----\n"
@@ -216,9 +258,12 @@ class _Cluster:
 class EksSimulator:
     """EKS clusters with add-ons whose objects live in each cluster's `KubeStore`."""
 
-    def __init__(self, clock: Clock, catalog: AddonCatalog | None = None) -> None:
+    def __init__(
+        self, clock: Clock, catalog: AddonCatalog | None = None, ami_releases: AmiReleaseCatalog | None = None
+    ) -> None:
         self.clock = clock
         self.catalog = catalog or default_addon_catalog()
+        self.ami_releases = ami_releases or default_ami_releases()
         self.calls: collections.Counter[str] = collections.Counter()
         self.call_log: list[tuple[str, dict[str, Any]]] = []
         self.customer_edits: list[CustomerEdit] = []
@@ -227,6 +272,15 @@ class EksSimulator:
         self._idempotency: dict[tuple[str, str, str], tuple[str, str]] = {}
         # Lambdas of several executions may call at once; every state change happens under this lock.
         self._lock = threading.RLock()
+        self._nodegroups = NodegroupWorld(self.ami_releases, self.resync_addon_pods)
+        # FIDELITY 1.5/1.6: what UpdateNodegroupVersion does without `version` is UNKNOWN. "cluster":
+        # the cluster's version (the current API model's text); "nodegroup": the node group's own.
+        self.nodegroup_default_version = "cluster"
+        # FIDELITY 1.13: whether a release other than the newest is accepted is UNKNOWN. False accepts
+        # any published release that is not a rollback; True only the newest, as EKS did in 2021.
+        self.nodegroup_only_latest_release = False
+        # Ids of new node group updates. A test may fix them: a roll's random choices follow the id.
+        self.new_update_id: Callable[[], str] = lambda: str(uuid.uuid4())
 
     # ==== setup API (scenario loader) ==========================================================
 
@@ -348,13 +402,19 @@ class EksSimulator:
                 )
 
     def inject_fault(self, cluster: str, addon: str, fault: dict[str, Any]) -> None:
-        """Make a later update of `addon` misbehave; see FAULT_TYPES.
+        """Make a later update of `addon` (or of the node group of that name) misbehave; see
+        FAULT_TYPES and NODEGROUP_FAULT_TYPES.
 
         - update_fails: the next update (to `toVersion`, if given) ends Failed with `errorCode`/`message`.
         - pods_never_ready: the update to `toVersion` succeeds but the new Pods never become Ready.
         - update_duration: every later update of the add-on takes `seconds` of simulated time.
+        - nodes_never_ready (node groups): the next version update's new nodes never turn Ready, so
+          it fails with NodeCreationFailure after 15 minutes.
         """
         with self._lock:
+            if fault.get("type") in NODEGROUP_FAULT_TYPES:
+                self._setup_nodegroup(cluster, addon).faults.append(dict(fault))
+                return
             state = self._setup_cluster(cluster)
             if self.catalog.get(addon) is None:
                 raise ValueError(f"unknown add-on {addon!r}")
@@ -379,6 +439,164 @@ class EksSimulator:
                     fallback_node_count=state.node_count,
                     new_pods_ready=not addon.pods_not_ready,
                 )
+
+    # ---- managed node groups -----------------------------------------------------------------
+
+    def add_nodegroup(
+        self,
+        cluster: str,
+        name: str,
+        *,
+        ami_type: str = "AL2023_x86_64_STANDARD",
+        release_version: str,
+        instance_type: str = "m6i.large",
+        desired: int = 3,
+        min_size: int = 1,
+        max_size: int = 6,
+        subnets: list[tuple[str, str]],
+        update_config: dict[str, Any] | None = None,
+        launch_template: dict[str, str] | None = None,
+        custom_ami_id: str | None = None,
+        labels: dict[str, str] | None = None,
+        capacity_type: str = "ON_DEMAND",
+        tags: dict[str, str] | None = None,
+        node_role: str | None = None,
+    ) -> None:
+        """A managed node group that exists, ACTIVE, with `desired` Ready nodes spread over the
+        subnets' availability zones. `release_version` is the EKS-optimized AMI release the nodes
+        run; with `custom_ami_id` the node group is amiType CUSTOM (its releaseVersion is the AMI id)
+        and `release_version` only says which kubelet the custom AMI carries."""
+        with self._lock:
+            self.finish_due_updates()
+            state = self._setup_cluster(cluster)
+            if (cluster, name) in self._nodegroups.nodegroups:
+                raise ValueError(f"node group {name!r} already exists in {cluster}")
+            if not subnets:
+                raise ValueError("a node group needs at least one (subnet id, availability zone)")
+            if not 0 <= min_size <= desired <= max_size:
+                raise ValueError(
+                    f"sizes must satisfy min <= desired <= max, not {min_size}/{desired}/{max_size}"
+                )
+            if capacity_type not in CAPACITY_TYPES:
+                raise ValueError(f"capacity_type must be one of {CAPACITY_TYPES}")
+            try:
+                config = _validated_update_config(update_config or {"maxUnavailable": 1}, {})
+            except EksApiError as exc:
+                raise ValueError(exc.message) from exc
+            if custom_ami_id is not None:
+                ami_type = "CUSTOM"
+                launch_template = dict(launch_template or {"name": f"{name}-launch-template", "version": "1"})
+            else:
+                known = self.ami_releases.ami_type(ami_type)
+                if known is None:
+                    raise ValueError(
+                        f"the simulator has no releases for amiType {ami_type!r}; known: "
+                        f"{sorted(self.ami_releases.ami_types)} (or give custom_ami_id)"
+                    )
+                if self.ami_releases.published(release_version, known.family, self.clock.now()) is None:
+                    raise ValueError(f"{release_version} is not a published {known.family} release")
+            if minor_key(release_minor(release_version)) > minor_key(state.version):
+                raise ValueError(
+                    f"release {release_version} is newer than the cluster's Kubernetes {state.version}"
+                )
+            if launch_template is not None:
+                launch_template = dict(launch_template)
+                launch_template.setdefault("name", f"{name}-launch-template")
+                launch_template.setdefault("id", "lt-0" + derived_ami_id(launch_template["name"])[4:20])
+                launch_template.setdefault("version", "1")
+            self._nodegroups.create(
+                self._cluster_ref(state),
+                name,
+                ami_type=ami_type,
+                release_version=release_version,
+                instance_type=instance_type,
+                capacity_type=capacity_type,
+                desired=desired,
+                min_size=min_size,
+                max_size=max_size,
+                subnets=list(subnets),
+                update_config=config,
+                launch_template=launch_template,
+                custom_ami_id=custom_ami_id,
+                labels=dict(labels or {}),
+                tags=dict(tags or {}),
+                node_role=node_role,
+                at=self.clock.now(),
+            )
+
+    def add_workload(
+        self,
+        cluster: str,
+        *,
+        namespace: str,
+        name: str,
+        kind: str = "Deployment",
+        replicas: int = 3,
+        nodegroup: str | None = None,
+        pdb: dict[str, Any] | None = None,
+        readiness_probe: bool = True,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """A Deployment (with its ReplicaSet) or StatefulSet whose Pods run Ready, spread over the
+        Ready schedulable nodes (of `nodegroup` if given, through a nodeSelector), and optionally
+        its PodDisruptionBudget: `{"minAvailable": n}` or `{"maxUnavailable": n}`, plus `name`."""
+        with self._lock:
+            self.finish_due_updates()
+            state = self._setup_cluster(cluster)
+            self._nodegroups.add_workload(
+                self._cluster_ref(state),
+                namespace=namespace,
+                name=name,
+                kind=kind,
+                replicas=replicas,
+                nodegroup=nodegroup,
+                pdb=pdb,
+                readiness_probe=readiness_probe,
+                labels=dict(labels or {"app": name}),
+                at=self.clock.now(),
+            )
+
+    def set_pod_ready(self, cluster: str, namespace: str, pod_name: str, ready: bool) -> None:
+        """Make a Pod Ready or not from now on (a fault: a Pod turns unready in the middle of a roll).
+        The roll first catches up to now, so the change lands at the right moment."""
+        with self._lock:
+            self.finish_due_updates()
+            state = self._setup_cluster(cluster)
+            self._nodegroups.set_pod_ready(
+                self._cluster_ref(state), namespace, pod_name, ready, self.clock.now()
+            )
+
+    def publish_ami_release(
+        self, tag: str, release_date: date | str, release_versions: dict[str, str], families: list[str]
+    ) -> None:
+        """An amazon-eks-ami release that appears during the run (SSM recommends it from its date)."""
+        with self._lock:
+            self.finish_due_updates()
+            day = date.fromisoformat(release_date) if isinstance(release_date, str) else release_date
+            self.ami_releases.publish(
+                AmiRelease(
+                    tag=tag, date=day, release_versions=dict(release_versions), families=tuple(families)
+                )
+            )
+
+    def ssm_parameter(self, name: str) -> str | None:
+        """An SSM public parameter of the EKS-optimized AMIs, as of the simulated now:
+        `/aws/service/eks/optimized-ami/<k8s>/<path>/recommended/release_version` (or `image_id`).
+        None for any other name (the caller answers ParameterNotFound)."""
+        with self._lock:
+            self.calls["ssm:GetParameter"] += 1
+            self.call_log.append(("ssm:GetParameter", {"Name": name}))
+            return self.ami_releases.ssm_parameter(name, self.clock.now())
+
+    @property
+    def force_delete_after_seconds(self) -> float:
+        """With `force`, how long a Pod's eviction is refused before it is deleted anyway (UNKNOWN,
+        FIDELITY 1.42.4/1.53: 0 deletes at the first refusal; 900 after the 15-minute limit)."""
+        return self._nodegroups.force_delete_after_seconds
+
+    @force_delete_after_seconds.setter
+    def force_delete_after_seconds(self, seconds: float) -> None:
+        self._nodegroups.force_delete_after_seconds = float(seconds)
 
     # ==== helpers for tests and the report =====================================================
 
@@ -410,16 +628,86 @@ class EksSimulator:
                 "pending_faults": copy.deepcopy(state.faults.get(addon, [])),
             }
 
+    def nodegroup_timeline(self, cluster: str, nodegroup: str) -> list[dict[str, Any]]:
+        """What happened to the node group's nodes, in order: {at, node, event[, pod][, update]}
+        with event one of launched, ready, cordoned, drain started, evicted pod <ns/name>,
+        force-evicted pod <ns/name>, eviction refused by pdb <name>, drained, terminated,
+        uncordoned, terminated (never joined)."""
+        with self._lock:
+            self.finish_due_updates()
+            return copy.deepcopy(self._setup_nodegroup(cluster, nodegroup).timeline)
+
+    def nodegroup_state(self, cluster: str, nodegroup: str) -> dict[str, Any]:
+        with self._lock:
+            self.finish_due_updates()
+            group = self._setup_nodegroup(cluster, nodegroup)
+            store = group.cluster.store
+            pods = store.list("Pod")
+            nodes = []
+            for node in self._nodegroups.nodes_of(group):
+                node_name = node["metadata"]["name"]
+                labels = node["metadata"].get("labels", {})
+                nodes.append(
+                    {
+                        "name": node_name,
+                        "zone": labels.get("topology.kubernetes.io/zone"),
+                        "instanceId": node["spec"].get("providerID", "").rsplit("/", 1)[-1],
+                        "image": labels.get("eks.amazonaws.com/nodegroup-image"),
+                        "kubeletVersion": node["status"]["nodeInfo"]["kubeletVersion"],
+                        "ready": any(
+                            c["type"] == "Ready" and c["status"] == "True"
+                            for c in node["status"]["conditions"]
+                        ),
+                        "unschedulable": bool(node["spec"].get("unschedulable", False)),
+                        "pods": sorted(
+                            f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                            for p in pods
+                            if p.get("spec", {}).get("nodeName") == node_name
+                        ),
+                    }
+                )
+            running = group.running_update()
+            roll = self._nodegroups.rolls.get(running.id) if running is not None else None
+            return {
+                "name": group.name,
+                "cluster": cluster,
+                "status": group.status,
+                "version": group.version,
+                "releaseVersion": group.api_release_version,
+                "amiType": group.ami_type,
+                "desiredSize": group.desired_size,
+                "updateConfig": dict(group.update_config),
+                "healthIssues": copy.deepcopy(group.health_issues),
+                "nodes": nodes,
+                "roll": roll.state() if roll is not None else None,
+                "updates": [
+                    {**u.to_api(), "forceEvicted": list(u.force_evicted), "finishedAt": u.finished_at}
+                    for u in group.updates
+                ],
+                "pendingFaults": copy.deepcopy(group.faults),
+            }
+
     def finish_due_updates(self) -> None:
-        """Finalise every update whose simulated end time has passed, oldest end first."""
+        """Finalise every add-on update whose simulated end time has passed and run every node group
+        event that is due, all in the order of their simulated times."""
         with self._lock:
             now = self.clock.now()
             due = sorted(
                 (u for u in self._updates.values() if u.status == "InProgress" and u.finishes_at <= now),
                 key=lambda u: u.finishes_at,
             )
-            for update in due:
-                self._finish_update(update)
+            while True:
+                next_event = self._nodegroups.next_event_at()
+                if (
+                    next_event is not None
+                    and next_event <= now
+                    and (not due or next_event < due[0].finishes_at)
+                ):
+                    self._nodegroups.run_next()
+                elif due:
+                    self._finish_update(due.pop(0))
+                else:
+                    return
 
     # ==== the API ==============================================================================
 
@@ -432,6 +720,10 @@ class EksSimulator:
             "DescribeAddonVersions": self._describe_addon_versions,
             "DescribeAddonConfiguration": self._describe_addon_configuration,
             "UpdateAddon": self._update_addon,
+            "ListNodegroups": self._list_nodegroups,
+            "DescribeNodegroup": self._describe_nodegroup,
+            "UpdateNodegroupVersion": self._update_nodegroup_version,
+            "UpdateNodegroupConfig": self._update_nodegroup_config,
             "DescribeUpdate": self._describe_update,
             "ListUpdates": self._list_updates,
         }.get(operation)
@@ -540,25 +832,258 @@ class EksSimulator:
     def _describe_update(self, params: dict[str, Any]) -> dict[str, Any]:
         state = self._cluster(_required(params, "name"))
         update_id = _required(params, "updateId")
+        # FIDELITY 4.1/4.2: addonName is required for add-on updates and nodegroupName for node
+        # group updates; leaving it out (or naming another one) is answered with
+        # ResourceNotFoundException [INF].
         update = self._updates.get(update_id)
-        # FIDELITY 4.1/4.2: addonName is required for add-on updates; leaving it out (or naming
-        # another add-on) is answered with ResourceNotFoundException [INF].
-        if update is None or update.cluster != state.name or params.get("addonName") != update.addon:
-            raise _not_found(f"No update found for ID: {update_id}")
-        return {"update": update.to_api()}
+        if update is not None and update.cluster == state.name and params.get("addonName") == update.addon:
+            return {"update": update.to_api()}
+        nodegroup_update = self._nodegroups.updates.get(update_id)
+        if (
+            nodegroup_update is not None
+            and nodegroup_update.cluster == state.name
+            and params.get("nodegroupName") == nodegroup_update.nodegroup
+            and params.get("addonName") is None
+        ):
+            return {"update": nodegroup_update.to_api()}
+        raise _not_found(f"No update found for ID: {update_id}")
 
     def _list_updates(self, params: dict[str, Any]) -> dict[str, Any]:
         state = self._cluster(_required(params, "name"))
         addon_name = params.get("addonName")
+        nodegroup_name = params.get("nodegroupName")
         if addon_name is not None:
             self._addon(state, addon_name)
-        # Only add-on updates are simulated, so cluster and node group listings are empty. The
-        # order of the list is UNKNOWN (FIDELITY 4.13): creation order is used.
+        # Cluster updates are not simulated, so the cluster's own listing is empty. The order of the
+        # list is UNKNOWN (FIDELITY 4.13): creation order is used.
         ids = [u.id for u in state.updates if addon_name is not None and u.addon == addon_name]
-        if params.get("nodegroupName"):
-            ids = []
+        if nodegroup_name:
+            ids = [u.id for u in self._nodegroup(state, nodegroup_name).updates]
         page, next_token = _page(ids, params, "ListUpdates")
         return _with_token({"updateIds": page}, next_token)
+
+    # ---- managed node groups --------------------------------------------------------------------
+
+    def _list_nodegroups(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        names = sorted(name for cluster, name in self._nodegroups.nodegroups if cluster == state.name)
+        page, next_token = _page(names, params, "ListNodegroups")
+        return _with_token({"nodegroups": page}, next_token)
+
+    def _describe_nodegroup(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
+        return {"nodegroup": nodegroup.to_api()}
+
+    def _update_nodegroup_version(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
+        token = params.get("clientRequestToken")
+        if token:
+            repeated = self._repeated_nodegroup_request(nodegroup, token, params)
+            if repeated is not None:
+                return {"update": repeated.to_api()}
+        self._check_nodegroup_updatable(nodegroup)
+        force = params.get("force", False)
+        if not isinstance(force, bool):
+            raise _invalid_parameter("force must be a boolean")
+        launch_template_version = self._requested_launch_template_version(
+            nodegroup, params.get("launchTemplate")
+        )
+        custom_ami_id = None
+        if nodegroup.is_custom:
+            # FIDELITY 1.14-1.17: a custom AMI comes from the launch template, never from the API fields.
+            if params.get("version"):
+                raise _invalid_parameter(CUSTOM_AMI_VERSION_MESSAGE)
+            if params.get("releaseVersion"):
+                raise _invalid_parameter(CUSTOM_AMI_RELEASE_MESSAGE)
+            if params.get("launchTemplate") is None:
+                raise _invalid_parameter(CUSTOM_AMI_LAUNCH_TEMPLATE_MESSAGE)
+            target_release = nodegroup.release_version
+            template = nodegroup.launch_template or {}
+            # [INF] The AMI a launch template version names is not modelled: each version stands for
+            # its own AMI id, derived from the template and the version.
+            custom_ami_id = (
+                nodegroup.custom_ami_id
+                if launch_template_version == template.get("version")
+                else derived_ami_id(f"{template.get('id')}:{launch_template_version}")
+            )
+            update_params = []
+        else:
+            target_release = self._target_release(state, nodegroup, params)
+            update_params = [
+                {"type": "Version", "value": release_minor(target_release)},
+                {"type": "ReleaseVersion", "value": target_release},
+            ]
+        if params.get("launchTemplate") is not None and nodegroup.launch_template is not None:
+            # FIDELITY 1.4; [INF] for a node group on an EKS AMI, the version params come first.
+            update_params += [
+                {"type": "LaunchTemplateName", "value": nodegroup.launch_template["name"]},
+                {"type": "LaunchTemplateVersion", "value": str(launch_template_version)},
+            ]
+        update = NodegroupUpdate(
+            id=self.new_update_id(),
+            cluster=state.name,
+            nodegroup=nodegroup.name,
+            type="VersionUpdate",
+            params=update_params,
+            created_at=self.clock.now(),
+        )
+        self._nodegroups.start_version_update(
+            nodegroup,
+            update,
+            target_release=target_release,
+            custom_ami_id=custom_ami_id,
+            launch_template_version=launch_template_version
+            if params.get("launchTemplate") is not None
+            else None,
+            force=force,
+        )
+        if token:
+            self._idempotency[(state.name, f"nodegroup/{nodegroup.name}", token)] = (
+                _fingerprint(params),
+                update.id,
+            )
+        return {"update": update.to_api()}
+
+    def _target_release(self, state: _Cluster, nodegroup: Nodegroup, params: dict[str, Any]) -> str:
+        """The release an UpdateNodegroupVersion asks for, checked (FIDELITY 1.5-1.13)."""
+        now = self.clock.now()
+        family = self.ami_releases.ami_types[nodegroup.ami_type].family
+        requested_release = params.get("releaseVersion")
+        version = params.get("version")
+        if not version and requested_release:
+            try:
+                version = release_minor(requested_release)  # [INF] the release names its version
+            except ValueError:
+                raise _invalid_parameter(
+                    INVALID_RELEASE_MESSAGE.format(release=requested_release, version=nodegroup.version)
+                ) from None
+        if not version:
+            version = state.version if self.nodegroup_default_version == "cluster" else nodegroup.version
+        if not KUBERNETES_VERSION_PATTERN.match(str(version)):
+            raise _invalid_parameter(f"Requested Kubernetes version {version} is not supported.")  # [INF]
+        if minor_key(version) > minor_key(state.version):
+            # [DOC] 1.7 states the rule; the wording is [INF].
+            raise _invalid_parameter(
+                f"Requested Kubernetes version {version} is greater than the cluster's Kubernetes version "
+                f"{state.version}."
+            )
+        if minor_key(version) < minor_key(nodegroup.version):
+            raise _invalid_parameter(ROLLBACK_MESSAGE)
+        latest = self.ami_releases.recommended(version, family, now)
+        if requested_release:
+            try:
+                matches_version = release_minor(requested_release) == version
+            except ValueError:
+                matches_version = False
+            # [INF] A release that is unknown, not yet published, or not built for this AMI family
+            # gets the same answer as one of another Kubernetes version (1.12).
+            if not matches_version or self.ami_releases.published(requested_release, family, now) is None:
+                raise _invalid_parameter(
+                    INVALID_RELEASE_MESSAGE.format(release=requested_release, version=version)
+                )
+            if release_order(requested_release) < release_order(nodegroup.release_version):
+                raise _invalid_parameter(ROLLBACK_MESSAGE)
+            if self.nodegroup_only_latest_release and latest is not None and requested_release != latest:
+                raise _invalid_parameter(
+                    ONLY_LATEST_RELEASE_MESSAGE.format(release=requested_release, latest=latest)
+                )
+            return str(requested_release)
+        if latest is None:
+            raise _invalid_parameter(  # [INF] wording
+                f"Requested AMI type {nodegroup.ami_type} is not supported for kubernetes version {version}."
+            )
+        if release_order(latest) < release_order(nodegroup.release_version):
+            return nodegroup.release_version
+        return latest
+
+    def _requested_launch_template_version(self, nodegroup: Nodegroup, requested: Any) -> str | None:
+        """FIDELITY 1.18: only the node group's own launch template, by id or name; without a version
+        its default version ([INF] the version it runs now)."""
+        template = nodegroup.launch_template
+        if requested is None:
+            return None if template is None else template["version"]
+        if not isinstance(requested, dict):
+            raise _invalid_parameter("launchTemplate must be a structure with id or name and version")
+        if template is None:
+            raise _invalid_parameter(  # [INF] wording
+                f"Nodegroup {nodegroup.name} was not created with a launch template; "
+                "launchTemplate cannot be specified."
+            )
+        if (requested.get("id") not in (None, template["id"])) or (
+            requested.get("name") not in (None, template["name"])
+        ):
+            raise _invalid_parameter(  # [INF] wording
+                f"The launch template must be the one the node group was created with ({template['id']}, "
+                f"{template['name']})."
+            )
+        return str(requested.get("version") or template["version"])
+
+    def _update_nodegroup_config(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
+        token = params.get("clientRequestToken")
+        if token:
+            repeated = self._repeated_nodegroup_request(nodegroup, token, params)
+            if repeated is not None:
+                return {"update": repeated.to_api()}
+        self._check_nodegroup_updatable(nodegroup)
+        unmodelled = [key for key in UNMODELLED_NODEGROUP_CONFIG if params.get(key) is not None]
+        if unmodelled:
+            raise EksApiError(
+                "UnsupportedOperation",
+                f"the EKS simulator's UpdateNodegroupConfig does not change {', '.join(unmodelled)}",
+                501,
+            )
+        requested = params.get("updateConfig")
+        if requested is None:
+            raise _invalid_parameter("No changes were requested for the node group.")  # [INF] wording
+        config = _validated_update_config(requested, nodegroup.update_config)
+        update_params = [
+            {"type": param_type, "value": str(requested[key])}
+            for param_type, key in (
+                ("MaxUnavailable", "maxUnavailable"),
+                ("MaxUnavailablePercentage", "maxUnavailablePercentage"),
+                ("UpdateStrategy", "updateStrategy"),
+            )
+            if key in requested
+        ]
+        update = NodegroupUpdate(
+            id=self.new_update_id(),
+            cluster=state.name,
+            nodegroup=nodegroup.name,
+            type="ConfigUpdate",
+            params=update_params,
+            created_at=self.clock.now(),
+        )
+        self._nodegroups.start_config_update(nodegroup, update, config)
+        if token:
+            self._idempotency[(state.name, f"nodegroup/{nodegroup.name}", token)] = (
+                _fingerprint(params),
+                update.id,
+            )
+        return {"update": update.to_api()}
+
+    def _repeated_nodegroup_request(
+        self, nodegroup: Nodegroup, token: str, params: dict[str, Any]
+    ) -> NodegroupUpdate | None:
+        seen = self._idempotency.get((nodegroup.cluster.name, f"nodegroup/{nodegroup.name}", token))
+        if seen is None:
+            return None
+        fingerprint, update_id = seen
+        if fingerprint != _fingerprint(params):
+            # [INF] as for UpdateAddon: the API model declares no dedicated error.
+            raise _invalid_parameter(
+                f"Client request token {token} was already used with different parameters"
+            )
+        return self._nodegroups.updates[update_id]
+
+    def _check_nodegroup_updatable(self, nodegroup: Nodegroup) -> None:
+        # FIDELITY 1.20: the same answer whether the node group is busy with an update or otherwise
+        # not ACTIVE (an update in progress keeps it UPDATING).
+        if nodegroup.status != "ACTIVE" or nodegroup.running_update() is not None:
+            raise _in_use(NODEGROUP_IN_USE_MESSAGE)
 
     # ---- UpdateAddon ----------------------------------------------------------------------------
 
@@ -750,6 +1275,22 @@ class EksSimulator:
             raise ValueError(f"unknown cluster {name!r}")
         return state
 
+    def _nodegroup(self, state: _Cluster, name: str) -> Nodegroup:
+        nodegroup = self._nodegroups.nodegroups.get((state.name, name))
+        if nodegroup is None:
+            raise _not_found(f"No node group found for name: {name}.")  # [INF] wording
+        return nodegroup
+
+    def _setup_nodegroup(self, cluster: str, name: str) -> Nodegroup:
+        self._setup_cluster(cluster)
+        nodegroup = self._nodegroups.nodegroups.get((cluster, name))
+        if nodegroup is None:
+            raise ValueError(f"unknown node group {name!r} in cluster {cluster!r}")
+        return nodegroup
+
+    def _cluster_ref(self, state: _Cluster) -> ClusterRef:
+        return ClusterRef(state.name, state.region, state.account_id, state.partition, state.store)
+
     def _addon(self, state: _Cluster, name: str) -> _Addon:
         addon = state.addons.get(name)
         if addon is None:
@@ -828,6 +1369,37 @@ def _fingerprint(params: dict[str, Any]) -> str:
     return json.dumps(
         {k: v for k, v in params.items() if k != "clientRequestToken"}, sort_keys=True, default=str
     )
+
+
+def _validated_update_config(requested: Any, current: dict[str, Any]) -> dict[str, Any]:
+    """A node group's updateConfig after `requested` (NodegroupUpdateConfig, FIDELITY 1.33/1.34)."""
+    if not isinstance(requested, dict) or not requested:
+        raise _invalid_parameter(
+            "updateConfig must name maxUnavailable, maxUnavailablePercentage or updateStrategy"
+        )
+    unknown = sorted(set(requested) - set(UPDATE_CONFIG_KEYS))
+    if unknown:
+        raise _invalid_parameter(f"Unknown updateConfig fields: {', '.join(unknown)}")
+    if "maxUnavailable" in requested and "maxUnavailablePercentage" in requested:
+        raise _invalid_parameter(
+            "Only one of maxUnavailable and maxUnavailablePercentage can be specified"
+        )  # [INF]
+    for key in ("maxUnavailable", "maxUnavailablePercentage"):
+        if key in requested:
+            value = requested[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                raise _invalid_parameter(f"{key} must be an integer between 1 and 100")  # [INF] wording
+    strategy = requested.get("updateStrategy")
+    if strategy is not None and strategy not in UPDATE_STRATEGIES:
+        raise _invalid_parameter(f"updateStrategy must be one of {', '.join(UPDATE_STRATEGIES)}")
+    config = dict(current)
+    if "maxUnavailable" in requested or "maxUnavailablePercentage" in requested:
+        config.pop("maxUnavailable", None)
+        config.pop("maxUnavailablePercentage", None)
+    config.update(requested)
+    if "maxUnavailable" not in config and "maxUnavailablePercentage" not in config:
+        config["maxUnavailable"] = 1  # [DOC] 1.33: the default is one node
+    return config
 
 
 def _update_params(params: dict[str, Any]) -> list[dict[str, str]]:
