@@ -3,7 +3,8 @@
 Every function gets the same defaults (runtime, architecture, memory, timeout, JSON logs, tracing,
 environment) from `_FunctionDefaults`, its own log group, and the permissions listed for it in
 `FUNCTION_ACCESS` and nothing more. The functions that read Kubernetes share one role, so that a
-single EKS access entry per cluster lets all of them in.
+single EKS access entry per cluster lets all of them in (that role holds the union of what they need).
+EKS permissions are scoped to the fleet's clusters, their add-ons and their managed node groups.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.constructs.definitions import CatalogError, FunctionSpec
-from stacks.constructs.fleet import FleetCluster
+from stacks.constructs.fleet import (
+    FleetCluster,
+    eks_ami_parameters_arn,
+    eks_ami_parameters_arn_as_nag_sees_it,
+)
 from stacks.constructs.nag import acknowledge
 
 # Where the bundle puts the validated fleet policy (the asset is unpacked in /var/task).
@@ -33,10 +38,14 @@ POLICY_PATH_IN_LAMBDA = "/var/task/fleet.json"
 _EKS_ACTION_RESOURCES: dict[str, tuple[str, ...]] = {
     "eks:DescribeCluster": ("cluster",),
     "eks:ListAddons": ("cluster",),
-    "eks:ListUpdates": ("cluster", "addon"),
-    "eks:DescribeUpdate": ("cluster", "addon"),
+    "eks:ListNodegroups": ("cluster",),
+    "eks:ListUpdates": ("cluster", "addon", "nodegroup"),
+    "eks:DescribeUpdate": ("cluster", "addon", "nodegroup"),
     "eks:DescribeAddon": ("addon",),
     "eks:UpdateAddon": ("addon",),
+    "eks:DescribeNodegroup": ("nodegroup",),
+    "eks:UpdateNodegroupVersion": ("nodegroup",),
+    "eks:UpdateNodegroupConfig": ("nodegroup",),
     "eks:ListClusters": ("*",),
     "eks:DescribeAddonVersions": ("*",),
     "eks:DescribeAddonConfiguration": ("*",),
@@ -47,7 +56,12 @@ _EKS_ACTION_RESOURCES: dict[str, tuple[str, ...]] = {
 class FunctionAccess:
     """What a function may do besides reading and writing the ledger (which every function does)."""
 
+    # EKS actions on the fleet's clusters and add-ons (or on "*" where IAM has no resource type).
     eks_actions: tuple[str, ...] = ()
+    # EKS actions on the fleet's managed node groups (and on the cluster, where IAM allows both).
+    nodegroup_actions: tuple[str, ...] = ()
+    reads_subnets: bool = False  # ec2:DescribeSubnets: free IPs for a node group roll's surge
+    reads_ami_releases: bool = False  # ssm:GetParameter on the public EKS optimized AMI parameters
     notifies: bool = False  # publish to the topic and read the Slack webhook secret
     puts_events: bool = False  # put events on the Autopatch bus
     timeout_seconds: int = 60
@@ -63,19 +77,26 @@ _CHECKS = (
 )
 # No iam:PassRole: UpdateAddon leaves the add-on's service account role unchanged when it is omitted.
 _CHANGE_ADDON = ("eks:UpdateAddon", "eks:DescribeAddon", "eks:DescribeCluster", "eks:DescribeUpdate")
+# Preflight and recheck of a node group: its state, the updates in flight on it.
+_CHECK_NODEGROUP = ("eks:DescribeNodegroup", "eks:ListUpdates", "eks:DescribeUpdate")
+# No iam:PassRole: neither update passes a role (the node role stays the group's own).
+_CHANGE_NODEGROUP = ("eks:UpdateNodegroupVersion", "eks:UpdateNodegroupConfig", "eks:DescribeNodegroup")
 
 FUNCTION_ACCESS: dict[str, FunctionAccess] = {
     "Validate": FunctionAccess(),
     "Claim": FunctionAccess(),
     "Lock": FunctionAccess(),
     "ReleaseLock": FunctionAccess(),
-    "Preflight": FunctionAccess(eks_actions=_CHECKS),
-    "Recheck": FunctionAccess(eks_actions=_CHECKS),
-    "Verify": FunctionAccess(eks_actions=_CHECKS),
+    "Preflight": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True),
+    "Recheck": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True),
+    "Verify": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=("eks:DescribeNodegroup",)),
     "RequestApproval": FunctionAccess(notifies=True),
-    "Apply": FunctionAccess(eks_actions=_CHANGE_ADDON),
+    "Apply": FunctionAccess(eks_actions=_CHANGE_ADDON, nodegroup_actions=_CHANGE_NODEGROUP),
+    # Add-ons only: a node group cannot be rolled back to an older release.
     "Rollback": FunctionAccess(eks_actions=_CHANGE_ADDON),
-    "Poll": FunctionAccess(eks_actions=("eks:DescribeUpdate", "eks:DescribeAddon")),
+    "Poll": FunctionAccess(
+        eks_actions=("eks:DescribeUpdate", "eks:DescribeAddon"), nodegroup_actions=("eks:DescribeUpdate",)
+    ),
     "Notify": FunctionAccess(notifies=True, puts_events=True),
     "ReleaseWatcher": FunctionAccess(
         eks_actions=(
@@ -84,7 +105,10 @@ FUNCTION_ACCESS: dict[str, FunctionAccess] = {
             "eks:ListAddons",
             "eks:DescribeAddon",
             "eks:DescribeAddonVersions",
+            "eks:ListNodegroups",
         ),
+        nodegroup_actions=("eks:DescribeNodegroup",),
+        reads_ami_releases=True,
         puts_events=True,
         timeout_seconds=300,
     ),
@@ -169,9 +193,11 @@ class AutopatchFunctions(Construct):
                 )
             if any(a.puts_events for a in access):
                 event_bus.grant_put_events_to(role)
-            eks_actions = sorted({action for a in access for action in a.eks_actions})
-            if eks_actions:
-                self._grant_eks(role, eks_actions)
+            self._grant_eks(role, access)
+            if any(a.reads_subnets for a in access):
+                self._grant_subnet_read(role)
+            if any(a.reads_ami_releases for a in access):
+                self._grant_ami_release_read(role)
             acknowledge(
                 role.node.find_child("DefaultPolicy"),
                 "AwsSolutions-IAM5",
@@ -228,13 +254,25 @@ class AutopatchFunctions(Construct):
         )
         return function
 
-    def _grant_eks(self, role: iam.Role, actions: Sequence[str]) -> None:
-        unknown = [action for action in actions if action not in _EKS_ACTION_RESOURCES]
-        if unknown:
-            raise ValueError(f"no resource scoping known for {', '.join(unknown)}")
-        on_clusters = [a for a in actions if "cluster" in _EKS_ACTION_RESOURCES[a]]
-        on_addons = [a for a in actions if "addon" in _EKS_ACTION_RESOURCES[a]]
-        on_anything = [a for a in actions if "*" in _EKS_ACTION_RESOURCES[a]]
+    def _grant_eks(self, role: iam.Role, access: Sequence[FunctionAccess]) -> None:
+        """Each action on the resource types it needs: clusters, add-ons, node groups, or "*"."""
+        by_type: dict[str, set[str]] = {"cluster": set(), "addon": set(), "nodegroup": set(), "*": set()}
+        for entry in access:
+            for action in entry.eks_actions:
+                types = set(_eks_resource_types(action)) - {"nodegroup"}
+                if not types:
+                    raise ValueError(f"{action} acts on node groups only: list it in nodegroup_actions")
+                for resource_type in types:
+                    by_type[resource_type].add(action)
+            for action in entry.nodegroup_actions:
+                types = set(_eks_resource_types(action))
+                if "nodegroup" not in types:
+                    raise ValueError(f"{action} does not act on node groups: list it in eks_actions")
+                for resource_type in types & {"cluster", "nodegroup"}:
+                    by_type[resource_type].add(action)
+        on_clusters, on_addons, on_nodegroups, on_anything = (
+            sorted(by_type[t]) for t in ("cluster", "addon", "nodegroup", "*")
+        )
         if self._clusters and on_clusters:
             iam.Grant.add_to_principal(
                 grantee=role,
@@ -254,6 +292,19 @@ class AutopatchFunctions(Construct):
                 "wildcard covers only the add-ons of one fleet cluster.",
                 findings=[f"Resource::{cluster.addons_arn_as_nag_sees_it}" for cluster in self._clusters],
             )
+        if self._clusters and on_nodegroups:
+            iam.Grant.add_to_principal(
+                grantee=role,
+                actions=on_nodegroups,
+                resource_arns=[cluster.nodegroups_arn for cluster in self._clusters],
+            )
+            acknowledge(
+                role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5",
+                "A node group ARN ends in the group's name and a UUID that EKS assigns when the group "
+                "is created; the wildcard covers only the managed node groups of one fleet cluster.",
+                findings=[f"Resource::{cluster.nodegroups_arn_as_nag_sees_it}" for cluster in self._clusters],
+            )
         if on_anything:
             # Kept apart from the scoped statements so the acknowledgment below covers only these.
             catalog = iam.Policy(
@@ -269,3 +320,43 @@ class AutopatchFunctions(Construct):
                 "public EKS catalogue (add-on versions and schemas) or list cluster names.",
                 findings=["Resource::*"],
             )
+
+    def _grant_subnet_read(self, role: iam.Role) -> None:
+        # A policy of its own, so that the acknowledgment below covers this statement only.
+        subnets = iam.Policy(
+            role,
+            "SubnetRead",
+            statements=[iam.PolicyStatement(actions=["ec2:DescribeSubnets"], resources=["*"])],
+            roles=[role],
+        )
+        acknowledge(
+            subnets,
+            "AwsSolutions-IAM5",
+            "ec2:DescribeSubnets has no resource-level permissions in IAM; preflight and recheck read "
+            "the free IP addresses of a node group's subnets before a roll adds nodes to them.",
+            findings=["Resource::*"],
+        )
+
+    def _grant_ami_release_read(self, role: iam.Role) -> None:
+        regions = sorted({cluster.region for cluster in self._clusters})
+        if not regions:
+            return
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["ssm:GetParameter"],
+            resource_arns=[eks_ami_parameters_arn(region) for region in regions],
+        )
+        acknowledge(
+            role.node.find_child("DefaultPolicy"),
+            "AwsSolutions-IAM5",
+            "The AWS-owned public parameters of the EKS optimized AMIs are named by Kubernetes version "
+            "and AMI family (/aws/service/eks/optimized-ami/<version>/<family>/...); the wildcard covers "
+            "only that read-only tree in the fleet's regions, where the watcher finds new releases.",
+            findings=[f"Resource::{eks_ami_parameters_arn_as_nag_sees_it(region)}" for region in regions],
+        )
+
+
+def _eks_resource_types(action: str) -> tuple[str, ...]:
+    if action not in _EKS_ACTION_RESOURCES:
+        raise ValueError(f"no resource scoping known for {action}")
+    return _EKS_ACTION_RESOURCES[action]

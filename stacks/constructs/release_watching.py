@@ -1,6 +1,6 @@
 """Release watching: EventBridge Scheduler runs the release watcher on a fixed rate.
 
-AWS publishes no event for a new add-on version, AMI or Kubernetes version, so the watcher polls
+AWS publishes no event for a new add-on version, AMI release or Kubernetes version, so the watcher polls
 and announces what it finds on the Autopatch bus.
 """
 
@@ -42,7 +42,7 @@ class ReleaseWatching(Construct):
         self.schedule = scheduler.Schedule(
             self,
             "Schedule",
-            description="Autopatch: look for new EKS add-on versions and announce them",
+            description="Autopatch: look for new EKS add-on versions and AMI releases and announce them",
             schedule=scheduler.ScheduleExpression.rate(rate),
             target=scheduler_targets.LambdaInvoke(
                 watcher,

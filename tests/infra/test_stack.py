@@ -25,6 +25,9 @@ from cdk_nag import AwsSolutionsChecks
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET_EXAMPLE = ROOT / "fleet.example.yaml"
+# Read as it is (not through stacks/): every workflow it lists is checked on its own.
+RULES_JSON: dict[str, Any] = json.loads((ROOT / "statemachines" / "rules.json").read_text())
+STATE_MACHINES = sorted(RULES_JSON["stateMachines"])
 
 # The IAM contract of each function, written out independently of stacks/constructs/functions.py.
 CHECKS = {
@@ -36,17 +39,28 @@ CHECKS = {
     "eks:DescribeUpdate",
 }
 CHANGE_ADDON = {"eks:UpdateAddon", "eks:DescribeAddon", "eks:DescribeCluster", "eks:DescribeUpdate"}
+CHECK_NODEGROUP = {"eks:DescribeNodegroup", "eks:ListUpdates", "eks:DescribeUpdate"}
+CHANGE_NODEGROUP = {"eks:UpdateNodegroupVersion", "eks:UpdateNodegroupConfig", "eks:DescribeNodegroup"}
+# The EKS actions each function is granted on the fleet's managed node groups (nodegroup/<cluster>/*).
+EXPECTED_NODEGROUP_ACTIONS: dict[str, set[str]] = {
+    "Preflight": CHECK_NODEGROUP,
+    "Recheck": CHECK_NODEGROUP,
+    "Verify": {"eks:DescribeNodegroup"},
+    "Apply": CHANGE_NODEGROUP,
+    "Poll": {"eks:DescribeUpdate"},
+    "ReleaseWatcher": {"eks:DescribeNodegroup"},
+}
 EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
     "Validate": set(),
     "Claim": set(),
     "Lock": set(),
     "ReleaseLock": set(),
-    "Preflight": CHECKS,
-    "Recheck": CHECKS,
-    "Verify": CHECKS,
+    "Preflight": CHECKS | CHECK_NODEGROUP,
+    "Recheck": CHECKS | CHECK_NODEGROUP,
+    "Verify": CHECKS | {"eks:DescribeNodegroup"},
     "RequestApproval": set(),
-    "Apply": CHANGE_ADDON,
-    "Rollback": CHANGE_ADDON,
+    "Apply": CHANGE_ADDON | CHANGE_NODEGROUP,
+    "Rollback": CHANGE_ADDON,  # add-ons only: a node group cannot go back to an older release
     "Poll": {"eks:DescribeUpdate", "eks:DescribeAddon"},
     "Notify": set(),
     "ReleaseWatcher": {
@@ -55,10 +69,16 @@ EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
         "eks:ListAddons",
         "eks:DescribeAddon",
         "eks:DescribeAddonVersions",
+        "eks:ListNodegroups",
+        "eks:DescribeNodegroup",
     },
 }
 NOTIFIERS = {"RequestApproval", "Notify"}
 EVENT_PUBLISHERS = {"Notify", "ReleaseWatcher"}
+SUBNET_READERS = {"Preflight", "Recheck"}  # ec2:DescribeSubnets: free IPs for a roll's surge
+AMI_RELEASE_READERS = {"ReleaseWatcher"}  # ssm:GetParameter on the public EKS AMI parameters
+# The public parameters of the EKS optimized AMIs: AWS-owned, so no account in the ARN.
+EKS_AMI_PARAMETERS = "arn:<AWS::Partition>:ssm:{region}::parameter/aws/service/eks/optimized-ami/*"
 # The only EKS actions without resource-level permissions that Autopatch uses.
 EKS_ACTIONS_WITHOUT_RESOURCES = {
     "eks:ListClusters",
@@ -124,6 +144,40 @@ def function_ids(s: Any, catalog: Any) -> dict[str, str]:
 
 def role_of(s: Any, function_id: str) -> str:
     return s.resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def functions_by_role(s: Any, catalog: Any) -> dict[str, set[str]]:
+    """Role logical id -> the functions.json keys of the functions that run with it."""
+    by_role: dict[str, set[str]] = {}
+    for key, function_id in function_ids(s, catalog).items():
+        by_role.setdefault(role_of(s, function_id), set()).add(key)
+    return by_role
+
+
+def fleet() -> list[Any]:
+    return list(load_policy(FLEET_EXAMPLE).effective())
+
+
+def nodegroup_arns() -> set[str]:
+    return {f"arn:<AWS::Partition>:eks:{c.region}:{c.accountId}:nodegroup/{c.name}/*" for c in fleet()}
+
+
+def statements_granting(s: Any, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    """(role logical id, statement) for every policy statement with an action starting with prefix."""
+    found = []
+    for resource in s.of_type("AWS::IAM::Policy").values():
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            if any(action.startswith(prefix) for action in as_list(statement["Action"])):
+                found += [(role["Ref"], statement) for role in resource["Properties"]["Roles"]]
+    return found
+
+
+def rules_starting(s: Any, state_machine_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        rule_id: rule
+        for rule_id, rule in s.of_type("AWS::Events::Rule").items()
+        if any(t["Arn"] == {"Ref": state_machine_id} for t in rule["Properties"]["Targets"])
+    }
 
 
 # --- synth and cdk-nag --------------------------------------------------------------------------
@@ -264,25 +318,93 @@ def test_each_rule_target_has_a_dead_letter_queue_and_retry_policy(synthesized: 
             assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
 
 
-def test_state_machines_are_the_asl_files_with_every_placeholder_filled(
-    synthesized: Any, catalog: Any
+def test_one_state_machine_per_entry_of_rules_json(synthesized: Any) -> None:
+    assert set(synthesized.stack.workflows.state_machines) == set(STATE_MACHINES)
+    assert len(synthesized.of_type("AWS::StepFunctions::StateMachine")) == len(STATE_MACHINES)
+
+
+@pytest.mark.parametrize("name", STATE_MACHINES)
+def test_workflow_is_started_by_its_rules_with_the_exact_patterns(synthesized: Any, name: str) -> None:
+    stack = synthesized.stack
+    state_machine_id = logical_id(stack, stack.workflows.state_machines[name])
+    expected = [rule["eventPattern"] for rule in RULES_JSON["rules"] if rule["stateMachine"] == name]
+    assert expected, f"rules.json has no rule that starts {name}"
+    started_by = rules_starting(synthesized, state_machine_id)
+    patterns = [rule["Properties"]["EventPattern"] for rule in started_by.values()]
+    assert sorted(json.dumps(p, sort_keys=True) for p in patterns) == sorted(
+        json.dumps(p, sort_keys=True) for p in expected
+    )
+    for rule in started_by.values():
+        assert rule["Properties"]["EventBusName"] == {"Ref": logical_id(stack, stack.event_bus)}
+        assert rule["Properties"].get("State", "ENABLED") == "ENABLED"
+
+
+@pytest.mark.parametrize("name", STATE_MACHINES)
+def test_workflow_rule_targets_have_a_dead_letter_queue_and_retry_policy(synthesized: Any, name: str) -> None:
+    stack = synthesized.stack
+    state_machine_id = logical_id(stack, stack.workflows.state_machines[name])
+    queues = synthesized.of_type("AWS::SQS::Queue")
+    alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
+    started_by = rules_starting(synthesized, state_machine_id)
+    assert started_by
+    for rule in started_by.values():
+        (target,) = rule["Properties"]["Targets"]
+        queue = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        assert queue in queues
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+        # Undelivered events page someone instead of waiting unseen in the queue.
+        assert any(
+            a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+            in a["Properties"]["Dimensions"]
+            for a in alarms
+        )
+        # The rule's role may start this workflow and nothing else.
+        statements = role_statements(synthesized, target["RoleArn"]["Fn::GetAtt"][0])
+        assert actions_of(statements) == {"states:StartExecution"}
+        assert all(as_list(st["Resource"]) == [{"Ref": state_machine_id}] for st in statements)
+
+
+@pytest.mark.parametrize("name", STATE_MACHINES)
+def test_workflow_has_a_failed_executions_alarm(synthesized: Any, name: str) -> None:
+    stack = synthesized.stack
+    state_machine_id = logical_id(stack, stack.workflows.state_machines[name])
+    topic = {"Ref": logical_id(stack, stack.notifications.topic)}
+    (alarm,) = [
+        a["Properties"]
+        for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ExecutionsFailed"
+        and a["Properties"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": {"Ref": state_machine_id}}]
+    ]
+    assert alarm["Namespace"] == "AWS/States"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [topic]
+
+
+@pytest.mark.parametrize("name", STATE_MACHINES)
+def test_workflow_is_its_asl_file_with_every_placeholder_filled(
+    synthesized: Any, catalog: Any, name: str
 ) -> None:
     stack = synthesized.stack
     functions = function_ids(synthesized, catalog)
-    assert set(stack.workflows.state_machines) == set(catalog.state_machines)
-    for name, spec in catalog.state_machines.items():
-        props = synthesized.resources[logical_id(stack, stack.workflows.state_machines[name])]["Properties"]
-        definition = flatten(props["DefinitionString"])
-        substitutions = props.get("DefinitionSubstitutions", {})
-        # The ASL file is the single definition: the template carries its text unchanged.
-        assert definition == spec.definition_path.read_text()
-        for placeholder, value in substitutions.items():
-            definition = definition.replace("${" + placeholder + "}", flatten(value))
-        assert "${" not in definition
-        for key, spec_fn in catalog.functions.items():
-            if spec_fn.arn_placeholder in substitutions:
-                assert substitutions[spec_fn.arn_placeholder] == {"Fn::GetAtt": [functions[key], "Arn"]}
-        json.loads(definition)
+    spec = catalog.state_machines[name]
+    assert spec.definition_path.name == RULES_JSON["stateMachines"][name]["definition"]
+    props = synthesized.resources[logical_id(stack, stack.workflows.state_machines[name])]["Properties"]
+    definition = flatten(props["DefinitionString"])
+    substitutions = props.get("DefinitionSubstitutions", {})
+    # The ASL file is the single definition: the template carries its text unchanged.
+    assert definition == spec.definition_path.read_text()
+    for placeholder, value in substitutions.items():
+        definition = definition.replace("${" + placeholder + "}", flatten(value))
+    assert "${" not in definition
+    for key, spec_fn in catalog.functions.items():
+        if spec_fn.arn_placeholder in substitutions:
+            assert substitutions[spec_fn.arn_placeholder] == {"Fn::GetAtt": [functions[key], "Arn"]}
+    json.loads(definition)
 
 
 def test_state_machine_role_invokes_exactly_the_functions_its_definition_names(
@@ -309,15 +431,18 @@ def test_state_machine_role_invokes_exactly_the_functions_its_definition_names(
         assert functions["ReleaseWatcher"] not in invoked
 
 
-def test_state_machines_log_everything_and_trace(synthesized: Any) -> None:
-    for state_machine in synthesized.of_type("AWS::StepFunctions::StateMachine").values():
-        props = state_machine["Properties"]
-        assert props["LoggingConfiguration"]["Level"] == "ALL"
-        assert props["TracingConfiguration"] == {"Enabled": True}
-        assert props["StateMachineType"] == "STANDARD"
-        (destination,) = props["LoggingConfiguration"]["Destinations"]
-        log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
-        assert synthesized.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+@pytest.mark.parametrize("name", STATE_MACHINES)
+def test_workflow_logs_everything_and_traces(synthesized: Any, name: str) -> None:
+    stack = synthesized.stack
+    props = synthesized.resources[logical_id(stack, stack.workflows.state_machines[name])]["Properties"]
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False  # task tokens stay out of logs
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["StateMachineType"] == "STANDARD"
+    (destination,) = props["LoggingConfiguration"]["Destinations"]
+    log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert synthesized.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+    assert synthesized.resources[log_group]["Properties"]["RetentionInDays"] > 0
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -329,24 +454,77 @@ def test_no_statement_allows_every_action_of_a_service(synthesized: Any) -> None
     assert not {action for action in actions if action == "*" or action.endswith(":*")}
 
 
-def test_each_function_gets_exactly_its_eks_actions(synthesized: Any, catalog: Any) -> None:
+def test_each_role_gets_exactly_the_eks_actions_of_its_functions(synthesized: Any, catalog: Any) -> None:
+    """A role shared by several functions (the Kubernetes reader) holds the union of their contracts."""
     assert set(catalog.functions) == set(EXPECTED_EKS_ACTIONS), "add the new function to the IAM contract"
-    functions = function_ids(synthesized, catalog)
-    for key, function_id in functions.items():
-        actions = actions_of(role_statements(synthesized, role_of(synthesized, function_id)))
+    for role_id, keys in functions_by_role(synthesized, catalog).items():
+        actions = actions_of(role_statements(synthesized, role_id))
         eks = {action for action in actions if action.startswith("eks:")}
-        assert eks == EXPECTED_EKS_ACTIONS[key], key
+        assert eks == set().union(*(EXPECTED_EKS_ACTIONS[key] for key in keys)), keys
         assert "iam:PassRole" not in actions
-        assert {"dynamodb:PutItem", "dynamodb:Query"} <= actions, key
-        assert ("sns:Publish" in actions) == (key in NOTIFIERS), key
-        assert ("secretsmanager:GetSecretValue" in actions) == (key in NOTIFIERS), key
-        assert ("events:PutEvents" in actions) == (key in EVENT_PUBLISHERS), key
+        assert {"dynamodb:PutItem", "dynamodb:Query"} <= actions, keys
+        assert ("sns:Publish" in actions) == bool(keys & NOTIFIERS), keys
+        assert ("secretsmanager:GetSecretValue" in actions) == bool(keys & NOTIFIERS), keys
+        assert ("events:PutEvents" in actions) == bool(keys & EVENT_PUBLISHERS), keys
+        assert ("ec2:DescribeSubnets" in actions) == bool(keys & SUBNET_READERS), keys
+        assert ("ssm:GetParameter" in actions) == bool(keys & AMI_RELEASE_READERS), keys
+
+
+def test_node_group_actions_are_granted_on_the_fleets_node_groups_only_where_listed(
+    synthesized: Any, catalog: Any
+) -> None:
+    for role_id, keys in functions_by_role(synthesized, catalog).items():
+        on_nodegroups: set[str] = set()
+        for statement in role_statements(synthesized, role_id):
+            resources = {flatten(resource) for resource in as_list(statement["Resource"])}
+            if any(":nodegroup/" in resource for resource in resources):
+                assert resources == nodegroup_arns(), keys  # every fleet cluster's groups, nothing else
+                on_nodegroups |= set(as_list(statement["Action"]))
+        assert on_nodegroups == set().union(*(EXPECTED_NODEGROUP_ACTIONS.get(key, set()) for key in keys)), (
+            keys
+        )
+
+
+def test_only_apply_changes_node_groups(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    for action in ("eks:UpdateNodegroupVersion", "eks:UpdateNodegroupConfig"):
+        holders = {
+            role for role, st in statements_granting(synthesized, "eks:") if action in as_list(st["Action"])
+        }
+        assert holders == {role_of(synthesized, functions["Apply"])}, action
+
+
+def test_subnets_are_read_only_by_the_node_group_checks(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    granted = statements_granting(synthesized, "ec2:")
+    assert {role for role, _ in granted} == {role_of(synthesized, functions[k]) for k in SUBNET_READERS}
+    for _, statement in granted:
+        # ec2:DescribeSubnets has no resource-level permissions; the statement holds nothing else.
+        assert as_list(statement["Action"]) == ["ec2:DescribeSubnets"]
+        assert statement["Resource"] == "*"
+
+
+def test_only_the_watcher_reads_ssm_and_only_the_public_eks_ami_parameters(
+    synthesized: Any, catalog: Any
+) -> None:
+    functions = function_ids(synthesized, catalog)
+    granted = statements_granting(synthesized, "ssm:")
+    assert {role for role, _ in granted} == {role_of(synthesized, functions[k]) for k in AMI_RELEASE_READERS}
+    regions = {c.region for c in fleet()}
+    for _, statement in granted:
+        assert as_list(statement["Action"]) == ["ssm:GetParameter"]
+        resources = {flatten(resource) for resource in as_list(statement["Resource"])}
+        assert resources == {EKS_AMI_PARAMETERS.format(region=region) for region in regions}
+    assert len([s for s in all_statements(synthesized) if actions_of([s]) & {"ssm:GetParameter"}]) == len(
+        granted
+    )
 
 
 def test_eks_permissions_are_scoped_to_the_fleet(synthesized: Any) -> None:
     names = "|".join(re.escape(c.name) for c in load_policy(FLEET_EXAMPLE).effective())
     scoped = re.compile(
-        rf"^arn:<AWS::Partition>:eks:eu-west-1:111122223333:(cluster/({names})|addon/({names})/\*)$"
+        rf"^arn:<AWS::Partition>:eks:eu-west-1:111122223333:"
+        rf"(cluster/({names})|addon/({names})/\*|nodegroup/({names})/\*)$"
     )
     for statement in all_statements(synthesized):
         actions = [a for a in as_list(statement["Action"]) if a.startswith("eks:")]
@@ -547,10 +725,8 @@ def _access_stack(*, account: str | None, create: bool) -> cdk.Stack:
 
 
 def test_access_entries_only_when_asked_and_only_for_clusters_in_the_stacks_account() -> None:
-    assert (
-        _access_stack(account="111122223333", create=False).node.find_child("KubernetesAccess").access_entries
-        == {}
-    )
+    access: Any = _access_stack(account="111122223333", create=False).node.find_child("KubernetesAccess")
+    assert access.access_entries == {}
     template = Template.from_stack(_access_stack(account="111122223333", create=True))
     entries = template.find_resources("AWS::EKS::AccessEntry")
     assert sorted(e["Properties"]["ClusterName"] for e in entries.values()) == ["dev", "prod", "staging"]
@@ -573,22 +749,29 @@ def test_rbac_manifest_grants_read_only_access_to_the_group() -> None:
     from stacks.constructs.kubernetes_access import KUBERNETES_GROUP
 
     role, binding = yaml.safe_load_all((ROOT / "deploy/rbac/autopatch-reader.yaml").read_text())
+    # A ClusterRole bound by a ClusterRoleBinding: pods and the rest are read in every namespace.
     assert role["kind"] == "ClusterRole" and role["metadata"]["name"] == "autopatch-reader"
-    granted = {resource for rule in role["rules"] for resource in rule["resources"]}
+    granted = {
+        (group, resource)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert granted == {
-        "nodes",
-        "pods",
-        "poddisruptionbudgets",
-        "deployments",
-        "daemonsets",
-        "replicasets",
-        "statefulsets",
-        "configmaps",
-        "namespaces",
-        "services",
-        "serviceaccounts",
+        ("", "nodes"),
+        ("", "pods"),
+        ("", "configmaps"),
+        ("", "namespaces"),
+        ("", "services"),
+        ("", "serviceaccounts"),
+        ("policy", "poddisruptionbudgets"),
+        ("apps", "deployments"),
+        ("apps", "daemonsets"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
     }
     assert all(rule["verbs"] == ["get", "list", "watch"] for rule in role["rules"])
+    assert all("resourceNames" not in rule and "nonResourceURLs" not in rule for rule in role["rules"])
     assert binding["kind"] == "ClusterRoleBinding"
     assert binding["roleRef"]["name"] == "autopatch-reader"
     assert binding["subjects"] == [
