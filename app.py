@@ -80,7 +80,7 @@ def build_app(
     stack = AutopatchStack(
         app,
         STACK_NAME,
-        description="Autopatch for EKS: event-driven patching of EKS add-ons",
+        description="Autopatch for EKS: event-driven patching of EKS add-ons and managed node groups",
         env=env,
         policy=policy,
         code=lambda_code(

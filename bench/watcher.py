@@ -2,7 +2,7 @@
 
 The fleet runs four Kubernetes versions; every cluster's policy lists all five supported add-ons
 and every cluster has all five installed, some behind and some up to date, so the pass meets
-4 x 5 = 20 distinct (Kubernetes version, add-on) pairs. The real watcher (`watch_addon_releases`)
+4 x 5 = 20 distinct (Kubernetes version, add-on) pairs. The real watcher (`watch_releases`)
 makes its boto3 EKS calls against the simulator, keeps its ledger in moto's DynamoDB and puts its
 events on a moto EventBridge bus.
 
@@ -35,7 +35,7 @@ import boto3  # noqa: E402
 from autopatch import clock as product_clock  # noqa: E402
 from autopatch.clients import eks as eks_clients  # noqa: E402
 from autopatch.clients.ledger import Ledger  # noqa: E402
-from autopatch.logic.watcher import watch_addon_releases  # noqa: E402
+from autopatch.logic.watcher import watch_releases  # noqa: E402
 from autopatch.policy import SUPPORTED_ADDONS, FleetPolicy  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -155,7 +155,7 @@ def run() -> dict[str, Any]:
     log_start = len(simulator.call_log)
     started = time.perf_counter()
     with eks_routed_to(simulator):
-        result = watch_addon_releases(
+        result = watch_releases(
             policy=policy, ledger=ledger, eks_for=eks_clients.Eks.for_region, events=events, bus=BUS
         )
     wall_seconds = time.perf_counter() - started
@@ -170,7 +170,9 @@ def run() -> dict[str, Any]:
     pairs = {(kubernetes, addon) for _, kubernetes, installed in fleet for addon in installed}
     specified_pairs = len(KUBERNETES_VERSIONS) * len(SUPPORTED_ADDONS)
     list_pages = math.ceil(CLUSTERS / MAX_PAGE_SIZE)
-    minimum = list_pages + CLUSTERS + CLUSTERS + installs + len(pairs)
+    # The watcher also follows managed node groups: one ListNodegroups per cluster is part of the
+    # minimum (this fleet has no node groups, so no DescribeNodegroup or AMI parameter reads).
+    minimum = list_pages + CLUSTERS + CLUSTERS + CLUSTERS + installs + len(pairs)
     total = sum(calls.values())
     describe_addon_versions = calls["DescribeAddonVersions"]
     met = {
@@ -212,12 +214,13 @@ def run() -> dict[str, Any]:
             "ListClusters": list_pages,
             "DescribeCluster": CLUSTERS,
             "ListAddons": CLUSTERS,
+            "ListNodegroups": CLUSTERS,
             "DescribeAddon": installs,
             "DescribeAddonVersions": len(pairs),
         },
         "ratioToMinimum": round(total / minimum, 4),
         "eventsAnnounced": len(result.announced),
-        "eventsAnnouncedByAddon": dict(sorted(Counter(a.addon for a in result.announced).items())),
+        "eventsAnnouncedByAddon": dict(sorted(Counter(a.component for a in result.announced).items())),
         "quiet": len(result.quiet),
         "missingClusters": len(result.missing),
         "putEventsCalls": events.put_events_calls,

@@ -142,6 +142,12 @@ class Engine:
         self.slack = SlackSink(on_message=self._slack_message).start()
         stack.callback(self.slack.stop)
         self._create_resources()
+        # Every function has the same configuration, and runs with the Lambda role's keys (the
+        # fake Kubernetes APIs refuse that identity's writes). Set once for the whole rehearsal:
+        # changing the process environment around each invocation races with other threads.
+        os.environ.update(self.env)
+        os.environ["AWS_ACCESS_KEY_ID"] = LAMBDA_ACCESS_KEY
+        os.environ["AWS_SECRET_ACCESS_KEY"] = LAMBDA_SECRET_KEY
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -150,12 +156,12 @@ class Engine:
 
     def _reset_product_caches(self) -> None:
         from autopatch import clock as product_clock
-        from autopatch.clients import eks, notifier
+        from autopatch.clients import aws, eks, notifier
         from autopatch.policy import load_policy_cached
         from autopatch.services import services
         from autopatch.settings import settings
 
-        for cached in (services, settings, eks.eks_client, notifier._client, load_policy_cached):
+        for cached in (services, settings, eks.eks_client, notifier._client, aws._client, load_policy_cached):
             cached.cache_clear()
         with contextlib.suppress(Exception):
             from aws_lambda_powertools.utilities import parameters
@@ -218,21 +224,6 @@ class Engine:
             logging.getLogger("autopatch").handlers[:] = [logging.StreamHandler(self.log)]
         return self._handlers[key]
 
-    @contextlib.contextmanager
-    def _lambda_environment(self) -> Iterator[None]:
-        saved = {k: os.environ.get(k) for k in (*self.env, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        os.environ.update(self.env)
-        os.environ["AWS_ACCESS_KEY_ID"] = LAMBDA_ACCESS_KEY
-        os.environ["AWS_SECRET_ACCESS_KEY"] = LAMBDA_SECRET_KEY
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
     def invoke_function(self, key: str, event: dict[str, Any]) -> Any:
         """Invoke a function the way the scheduler would (through moto's Lambda API)."""
         import boto3
@@ -246,7 +237,10 @@ class Engine:
         key = function_name.removeprefix(FUNCTION_PREFIX)
         event = json.loads(payload or b"{}")
         invocation = Invocation(function=key, at=self.clock.now().isoformat(), event=event)
-        with self._invoke_lock, self._lambda_environment():
+        with self._invoke_lock:
+            # Updates in the simulator move on lazily, when EKS is asked; a handler may read
+            # Kubernetes first, so let EKS catch up to now before it runs.
+            self.simulator.finish_due_updates()
             handler = self._handler(key)
             stdout = io.StringIO()
             try:

@@ -44,6 +44,7 @@ def _operation_entry(op: Operation, execution: dict[str, Any] | None) -> dict[st
             "reason": op.approval.reason,
         },
         "update": op.update.model_dump(),
+        "nodegroup": op.nodegroup.model_dump() if op.nodegroup else None,
         "preserved_edits": [_edit(e) for e in op.preservedEdits],
         "notifications": [n.model_dump(mode="json") for n in op.notifications],
         "execution": {
@@ -63,6 +64,10 @@ def _edit(edit: Any) -> dict[str, Any]:
         "after": edit.after,
         "preserved": edit.before == edit.after,
     }
+
+
+def _timeline_entry(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in event.items()}
 
 
 def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: float) -> dict[str, Any]:
@@ -111,11 +116,36 @@ def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: f
             if op.cluster.name == seed.name
             for e in op.preservedEdits
         ]
+        nodegroups = []
+        for group in seed.nodegroups:
+            described_group = simulator.call(
+                "DescribeNodegroup", {"clusterName": seed.name, "nodegroupName": group.name}
+            )["nodegroup"]
+            components.append(
+                {
+                    "kind": "nodegroup",
+                    "name": group.name,
+                    "version": described_group.get("releaseVersion"),
+                    "status": described_group.get("status"),
+                }
+            )
+            nodegroups.append(
+                {
+                    "name": group.name,
+                    "amiType": described_group.get("amiType"),
+                    "kubernetesVersion": described_group.get("version"),
+                    "releaseVersion": described_group.get("releaseVersion"),
+                    "timeline": [
+                        _timeline_entry(e) for e in simulator.nodegroup_timeline(seed.name, group.name)
+                    ],
+                }
+            )
         clusters.append(
             {
                 "name": seed.name,
                 "kubernetesVersion": described["version"],
                 "components": components,
+                "nodegroups": nodegroups,
                 "preserved_edits": edits,
             }
         )
@@ -164,6 +194,32 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s"
 
 
+NODE_EVENTS = ("launched", "ready", "cordoned", "drain started", "drained", "terminated")
+
+
+def _node_timeline(timeline: list[dict[str, Any]]) -> list[str]:
+    """One row per node: when it was launched, Ready, cordoned, drained and terminated."""
+    nodes: dict[str, dict[str, str]] = {}
+    evicted: dict[str, int] = {}
+    for event in timeline:
+        row = nodes.setdefault(event["node"], {})
+        name = str(event["event"])
+        if name in NODE_EVENTS:
+            row.setdefault(name, str(event["at"])[11:19])
+        elif "evicted pod" in name:
+            evicted[event["node"]] = evicted.get(event["node"], 0) + 1
+    if not nodes:
+        return ["No roll in this run."]
+    lines = [
+        "| node | " + " | ".join(NODE_EVENTS) + " | pods evicted |",
+        "|---" * (len(NODE_EVENTS) + 2) + "|",
+    ]
+    for node, row in nodes.items():
+        cells = " | ".join(row.get(e, "") for e in NODE_EVENTS)
+        lines.append(f"| {node} | {cells} | {evicted.get(node, 0)} |")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Rehearsal: {report['scenario']}",
@@ -198,6 +254,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"  - customer edit {edit['object']} `{edit['field']}` by {edit['manager']}: {state}"
             )
+    for cluster in report["clusters"]:
+        for group in cluster.get("nodegroups", []):
+            lines += ["", f"## Node group {cluster['name']}/{group['name']}: {group['releaseVersion']}", ""]
+            lines += _node_timeline(group["timeline"])
     lines += ["", "## What happened, step by step", ""]
     for op in report["operations"]:
         lines.append(

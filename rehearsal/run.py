@@ -62,6 +62,7 @@ class Rehearsal:
         self._poll_seen: set[str] = set()
         self.approver_log: list[dict[str, Any]] = []
         self.watcher_passes: list[dict[str, Any]] = []
+        self._vpcs: dict[str, tuple[str, Any, list[Any]]] = {}
 
     # ---- running -----------------------------------------------------------------------------------
     def run(self) -> RehearsalResult:
@@ -78,6 +79,7 @@ class Rehearsal:
         simulator = EksSimulator(self.clock)
         log = io.StringIO()
         servers = []
+        stores: dict[str, tuple[Any, str]] = {}
         engine = Engine(
             clock=self.clock,
             simulator=simulator,
@@ -101,12 +103,19 @@ class Rehearsal:
                 )
                 server.start()
                 servers.append(server)
-                self._seed_cluster(simulator, store, seed, server.endpoint)
+                stores[seed.name] = (store, server.endpoint)
             with engine:
+                for seed in self.scenario.clusters:
+                    store, endpoint = stores[seed.name]
+                    self._seed_cluster(simulator, store, seed, endpoint)
                 self._schedule(engine)
                 finished = self.clock.run_until_idle(real_timeout=900)
                 if not finished:
                     raise RuntimeError("the rehearsal did not settle within 15 minutes of real time")
+                running = [e for e in engine.executions() if e["status"] == "RUNNING"]
+                if len(running) > self.clock.pending_signals():
+                    # Only executions waiting for a decision nobody will make may still run here.
+                    raise RuntimeError(f"{len(running)} executions still running when the clock went idle")
                 wall = time.monotonic() - started
                 report = build_report(self, engine, simulator, wall_seconds=wall)
                 ledger = engine.ledger_items()
@@ -163,10 +172,77 @@ class Rehearsal:
                         raise ValueError(f"{seed.name}: {edit.object} {edit.path} does not contain {old!r}")
                     value = current.replace(old, new, 1)
                 simulator.customer_edit(seed.name, kind, namespace, name, path, value, manager=edit.manager)
+        region = seed.region or self.scenario.region
+        for group in seed.nodegroups:
+            simulator.add_nodegroup(
+                seed.name,
+                group.name,
+                ami_type=group.amiType,
+                release_version=group.releaseVersion,
+                instance_type=group.instanceType,
+                desired=group.nodes,
+                min_size=min(1, group.nodes),
+                max_size=group.maxNodes or max(group.nodes * 2, group.nodes + 2),
+                subnets=self._subnets(seed.name, region, group.subnets),
+                update_config=group.updateConfig,
+                custom_ami_id=group.customAmiId,
+            )
+        for workload in seed.workloads:
+            simulator.add_workload(
+                seed.name,
+                namespace=workload.namespace,
+                name=workload.name,
+                replicas=workload.replicas,
+                nodegroup=workload.nodegroup,
+                pdb=workload.pdb,
+                readiness_probe=workload.readinessProbe,
+            )
+        for change in seed.podChanges:
+
+            def change_pod(change: Any = change, cluster: str = seed.name) -> None:
+                self._change_pod(simulator, store, cluster, change)
+
+            self.clock.call_later(offset_seconds(change.at), change_pod)
         for fault in seed.faults:
             simulator.inject_fault(
                 seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon"})
             )
+
+    def _subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str]]:
+        """Real (moto) subnets, sized for the free IPs the scenario asks for: the preflight reads them."""
+        import ipaddress
+        import math
+
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name=region)
+        if cluster not in self._vpcs:
+            block = ipaddress.ip_network(f"10.{len(self._vpcs) % 250}.0.0/16")
+            vpc = ec2.create_vpc(CidrBlock=str(block))["Vpc"]["VpcId"]
+            self._vpcs[cluster] = (vpc, block, [])
+        vpc, block, used = self._vpcs[cluster]
+        subnets = []
+        for seed in seeds:
+            prefix = max(16, min(28, 32 - math.ceil(math.log2(seed.freeIps + 5))))
+            cidr = next(n for n in block.subnets(new_prefix=prefix) if not any(n.overlaps(u) for u in used))
+            used.append(cidr)
+            zone = seed.az if seed.az.startswith(region) else f"{region}{seed.az}"
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=str(cidr), AvailabilityZone=zone)["Subnet"]
+            subnets.append((subnet["SubnetId"], zone))
+        return subnets
+
+    def _change_pod(self, simulator: Any, store: Any, cluster: str, change: Any) -> None:
+        namespace, name = change.workload.split("/", 1)
+        pods = sorted(
+            (p for p in store.list("Pod", namespace) if p["metadata"]["name"].startswith(f"{name}-")),
+            key=lambda p: p["metadata"]["name"],
+        )
+        if change.pod >= len(pods):
+            raise ValueError(f"{cluster}: {change.workload} has no pod #{change.pod}")
+        pod = pods[change.pod]["metadata"]["name"]
+        simulator.set_pod_ready(cluster, namespace, pod, change.ready)
+        state = "Ready" if change.ready else "not Ready"
+        self.echo(f"{self._stamp()}  {cluster}: pod {namespace}/{pod} is {state}")
 
     def _schedule(self, engine: Engine) -> None:
         for run in self.scenario.watcher.runs:
@@ -192,7 +268,7 @@ class Rehearsal:
             self.watcher_passes.append({"at": self.clock.now().isoformat(), **result})
             for item in result["announced"]:
                 self.echo(
-                    f"{self._stamp()}  announced {item['cluster']} {item['addon']} "
+                    f"{self._stamp()}  announced {item['cluster']} {item['component']} "
                     f"{item['current']} → {item['target']} ({item['why']})"
                 )
         else:

@@ -63,13 +63,53 @@ class Fault(_Strict):
     seconds: int | None = None
 
 
+class SubnetSeed(_Strict):
+    az: str
+    freeIps: int = Field(default=250, ge=1, le=65000)  # rounded up to what a CIDR block offers
+
+
+class NodegroupSeed(_Strict):
+    """A managed node group (real EKS-optimized AMI release versions: scenarios/data/ami_releases.json)."""
+
+    name: str
+    releaseVersion: str
+    amiType: str = "AL2023_x86_64_STANDARD"
+    nodes: int = Field(default=3, ge=1, le=500)
+    maxNodes: int | None = None
+    instanceType: str = "m6i.large"
+    subnets: list[SubnetSeed] = Field(default_factory=lambda: [SubnetSeed(az="a"), SubnetSeed(az="b")])
+    updateConfig: dict[str, Any] | None = None
+    customAmiId: str | None = None
+
+
+class WorkloadSeed(_Strict):
+    namespace: str
+    name: str
+    replicas: int = Field(default=3, ge=1, le=10000)
+    nodegroup: str | None = None
+    pdb: dict[str, Any] | None = None  # {minAvailable: n} or {maxUnavailable: n}
+    readinessProbe: bool = True
+
+
+class PodChange(_Strict):
+    """At a time of the run, a workload's pod (by its position) turns Ready or not Ready."""
+
+    at: str
+    workload: str  # namespace/name
+    pod: int = 0
+    ready: bool = False
+
+
 class ClusterSeed(_Strict):
     name: str
     version: str
     accountId: str | None = None
     region: str | None = None
-    nodes: int = Field(default=3, ge=0, le=500)
+    nodes: int = Field(default=3, ge=0, le=500)  # nodes outside managed node groups
     addons: list[AddonSeed] = Field(default_factory=list)
+    nodegroups: list[NodegroupSeed] = Field(default_factory=list)
+    workloads: list[WorkloadSeed] = Field(default_factory=list)
+    podChanges: list[PodChange] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
 

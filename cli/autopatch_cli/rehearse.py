@@ -49,7 +49,7 @@ def rehearse(path: Path, *, approve: str | None, report_dir: Path | None, quiet:
     for op in report["operations"]:
         table.add_row(
             op["cluster"],
-            op["component"]["name"],
+            f"{op['component']['kind']} {op['component']['name']}",
             op["from"],
             op["to"],
             op["status"],

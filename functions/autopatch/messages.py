@@ -60,6 +60,28 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def nodegroup_lines(op: Operation, limit: int = MAX_CHECKS_SHOWN) -> list[str]:
+    """What a person must know about a node group roll: pods that block, pods force would delete,
+    and what held the nodes EKS could not drain."""
+    plan = op.nodegroup
+    if plan is None:
+        return []
+    lines: list[str] = []
+
+    def listed(title: str, items: list[str]) -> None:
+        if items:
+            shown = [escape(i) for i in items[:limit]]
+            more = f"\n+{len(items) - limit} more" if len(items) > limit else ""
+            lines.append(f"*{title}*\n" + "\n".join(f"• {i}" for i in shown) + more)
+
+    if plan.force:
+        listed("With force=true these pods are deleted, not evicted", plan.forcePods)
+    elif plan.blocking and op.status == "blocked":
+        listed("Pods that would block the drain", [f"{b.pod} on {b.node}: {b.why}" for b in plan.blocking])
+    listed("What held the nodes EKS could not drain", plan.evictionFailure)
+    return lines
+
+
 def check_lines(op: Operation, budget: int = SECTION_LIMIT - 20) -> list[str]:
     """One line per check, failed ones with their evidence; what does not fit is counted, not cut."""
     lines = []
@@ -105,6 +127,10 @@ def operation_blocks(op: Operation, console_url: str) -> dict[str, Any]:
     if checks:
         text = "*Checks*\n" + "\n".join(checks)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    blocks += [
+        {"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}}
+        for t in nodegroup_lines(op)
+    ]
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
     )
@@ -126,6 +152,10 @@ def approval_blocks(
     if checks:
         text = "*Checks*\n" + "\n".join(checks)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
+    blocks += [
+        {"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}}
+        for t in nodegroup_lines(op)
+    ]
     blocks.append(
         {
             "type": "actions",
@@ -166,6 +196,13 @@ def plain_text(op: Operation) -> str:
     why = explanation(op)
     if why:
         lines += ["", why]
+    plan = op.nodegroup
+    if plan is not None and plan.force:
+        lines += ["", "With force=true these pods are deleted, not evicted:"] + [
+            f"  {p}" for p in plan.forcePods
+        ]
+    if plan is not None and plan.evictionFailure:
+        lines += ["", "What held the nodes EKS could not drain:"] + [f"  {x}" for x in plan.evictionFailure]
     if op.checks:
         lines += ["", "Checks:"] + [
             f"  [{'ok' if c.passed else 'FAIL'}] {c.name} ({c.severity}){': ' + c.detail if c.detail else ''}"

@@ -133,6 +133,7 @@ class UpdateState(_Model):
     type: str | None = None  # AddonUpdate, VersionUpdate, ConfigUpdate
     status: Literal["InProgress", "Failed", "Cancelled", "Successful"] | None = None
     errors: list[dict[str, Any]] = Field(default_factory=list)
+    errorCode: str = ""  # the first error's code, where a Choice state can read it
     toVersion: str | None = None
 
 

@@ -21,7 +21,7 @@ import pytest
 from autopatch import clock as product_clock
 from autopatch.clients import eks as eks_clients
 from autopatch.clients.ledger import Ledger
-from autopatch.logic.watcher import WatcherResult, watch_addon_releases
+from autopatch.logic.watcher import WatcherResult, watch_releases
 from autopatch.models import (
     ADDON_VERSION_AVAILABLE,
     EVENT_SOURCE,
@@ -98,7 +98,7 @@ class Pass:
 
     @property
     def announced(self) -> dict[tuple[str, str], tuple[str, str]]:
-        return {(a.cluster, a.addon): (a.current, a.target) for a in self.result.announced}
+        return {(a.cluster, a.component): (a.current, a.target) for a in self.result.announced}
 
 
 class World:
@@ -125,7 +125,7 @@ class World:
 
     def watch(self) -> Pass:
         before = Counter(self.simulator.calls)
-        result = watch_addon_releases(
+        result = watch_releases(
             policy=self.policy,
             ledger=self.ledger,
             eks_for=eks_clients.Eks.for_region,
@@ -228,6 +228,7 @@ def _calls_of_a_pass() -> Counter[str]:
             "ListClusters": 1,
             "DescribeCluster": 3,
             "ListAddons": 3,
+            "ListNodegroups": 3,  # node groups are followed too; these clusters have none
             "DescribeAddon": 9,
             "DescribeAddonVersions": DISTINCT_PAIRS,
         }
@@ -243,7 +244,7 @@ def test_a_pass_makes_the_fewest_eks_calls_and_announces_the_right_targets(world
     assert first.calls == _calls_of_a_pass()
     # and announced each add-on that is behind, at the newest version it may move to
     assert first.announced == EXPECTED_TARGETS
-    assert {(q["cluster"], q["addon"]) for q in first.result.quiet} == {
+    assert {(q["cluster"], q["component"]) for q in first.result.quiet} == {
         ("blue", "kube-proxy"),
         ("teal", "vpc-cni"),
         ("teal", "coredns"),

@@ -1,11 +1,11 @@
-"""Lambda: start the add-on update with resolveConflicts=PRESERVE."""
+"""Lambda: start the EKS update (an add-on with resolveConflicts=PRESERVE, or a node group roll)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from autopatch.handlers import lambda_entry
-from autopatch.logic.addon_update import apply_update
+from autopatch.logic import by_kind
 from autopatch.logic.steps import run_step
 from autopatch.models import Operation
 from autopatch.services import services
@@ -15,6 +15,4 @@ from autopatch.services import services
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     op = Operation.model_validate(event)
     svc = services()
-    return run_step(
-        "apply", op, svc.ledger, lambda o: apply_update(o, eks=svc.eks_for(o.cluster.region))
-    ).model_dump(mode="json")
+    return run_step("apply", op, svc.ledger, lambda o: by_kind.apply(o, svc)).model_dump(mode="json")

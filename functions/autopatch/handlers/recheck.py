@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from autopatch.handlers import lambda_entry
-from autopatch.logic.addon_checks import recheck_addon
+from autopatch.logic import by_kind
 from autopatch.logic.steps import run_step
 from autopatch.models import Operation
 from autopatch.services import services
@@ -15,6 +15,4 @@ from autopatch.services import services
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     op = Operation.model_validate(event)
     svc = services()
-    return run_step(
-        "recheck", op, svc.ledger, lambda o: recheck_addon(o, eks=svc.eks_for(o.cluster.region))
-    ).model_dump(mode="json")
+    return run_step("recheck", op, svc.ledger, lambda o: by_kind.recheck(o, svc)).model_dump(mode="json")

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 
 from autopatch.handlers import lambda_entry
-from autopatch.logic.watcher import watch_addon_releases
+from autopatch.logic.watcher import watch_releases
 from autopatch.observability import logger
 from autopatch.services import services
 
@@ -15,7 +15,7 @@ from autopatch.services import services
 @lambda_entry
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     svc = services()
-    result = watch_addon_releases(
+    result = watch_releases(
         policy=svc.policy,
         ledger=svc.ledger,
         eks_for=svc.eks_for,

@@ -51,13 +51,23 @@ def apply_update(op: Operation, *, eks: Eks) -> Operation:
 def poll_update(op: Operation, *, eks: Eks, ledger: Ledger) -> Operation:
     if op.lockHeld:
         ledger.renew_lock(op.cluster.key, op.id, LEASE_SECONDS)
-    update = eks.describe_update(op.cluster.name, str(op.update.id), addon=op.component.name)
+    if op.component.kind == "nodegroup":
+        update = eks.describe_update(op.cluster.name, str(op.update.id), nodegroup=op.component.name)
+    else:
+        update = eks.describe_update(op.cluster.name, str(op.update.id), addon=op.component.name)
     op.update.status = update["status"]
     op.update.errors = [
         {k: e.get(k) for k in ("errorCode", "errorMessage", "resourceIds")} for e in update.get("errors", [])
     ]
+    op.update.errorCode = str(op.update.errors[0].get("errorCode") or "") if op.update.errors else ""
     op.poll.attempt += 1
     op.poll.waitSeconds = min(POLL_MAX_SECONDS, int(POLL_FIRST_SECONDS * 1.5**op.poll.attempt))
+    if op.update.status == "Successful" and op.phase == "config" and op.nodegroup is not None:
+        # The node group's updateConfig is in place; the version update comes next.
+        op.nodegroup.configChange = False
+        op.nodegroup.updateConfig = dict(op.nodegroup.desiredUpdateConfig or op.nodegroup.updateConfig)
+        op.phase = "update"
+        return op
     if op.update.status in ("Failed", "Cancelled"):
         said = "; ".join(f"{e['errorCode']}: {e['errorMessage']}" for e in op.update.errors) or "no detail"
         if op.phase == "rollback":

@@ -1,8 +1,9 @@
 """The release watcher: what AWS offers against what each fleet cluster runs.
 
-AWS sends no event when a new add-on version is published, so this runs on a schedule and puts our
-own `EKS Add-on Version Available` events on our bus. It asks `DescribeAddonVersions` once per
-distinct (Kubernetes version, add-on) in a pass, not once per cluster.
+AWS sends no event when a new add-on version or EKS AMI is published, so this runs on a schedule
+and puts our own `EKS Add-on Version Available` and `EKS AMI Release Available` events on our bus.
+In a pass it asks `DescribeAddonVersions` once per distinct (Kubernetes version, add-on) and the
+AMI release parameter once per (Kubernetes version, AMI type), not once per cluster or node group.
 """
 
 from __future__ import annotations
@@ -15,9 +16,17 @@ from typing import Any
 
 from autopatch import clock
 from autopatch.addons import ONE_MINOR_PER_STEP, AddonVersion
+from autopatch.amis import ReleaseVersion, not_tracked_reason, release_parameter
+from autopatch.clients import aws
 from autopatch.clients.eks import Eks
 from autopatch.clients.ledger import Ledger
-from autopatch.models import ADDON_VERSION_AVAILABLE, EVENT_SOURCE, HOLDING_STATUSES, RETRYABLE_STATUSES
+from autopatch.models import (
+    ADDON_VERSION_AVAILABLE,
+    AMI_RELEASE_AVAILABLE,
+    EVENT_SOURCE,
+    HOLDING_STATUSES,
+    RETRYABLE_STATUSES,
+)
 from autopatch.policy import ClusterPolicy, FleetPolicy
 
 EVENTS_PER_PUT = 10  # PutEvents takes at most 10 entries
@@ -26,7 +35,8 @@ EVENTS_PER_PUT = 10  # PutEvents takes at most 10 entries
 @dataclass
 class Announcement:
     cluster: str
-    addon: str
+    kind: str  # addon | nodegroup
+    component: str
     current: str
     target: str
     why: str
@@ -38,6 +48,7 @@ class WatcherResult:
     announced: list[Announcement] = field(default_factory=list)
     quiet: list[dict[str, str]] = field(default_factory=list)  # up to date, or already announced
     missing: list[str] = field(default_factory=list)  # in the policy, not in EKS
+    not_tracked: list[dict[str, str]] = field(default_factory=list)  # node groups we cannot follow
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +56,7 @@ class WatcherResult:
             "announced": [a.__dict__ for a in self.announced],
             "quiet": self.quiet,
             "missing": self.missing,
+            "notTracked": self.not_tracked,
         }
 
 
@@ -104,85 +116,134 @@ def announcement_due(ledger: Ledger, policy: ClusterPolicy, target_key: str) -> 
     return None
 
 
-def watch_addon_releases(
-    *, policy: FleetPolicy, ledger: Ledger, eks_for: Callable[[str], Eks], events: Any, bus: str
+DETAIL_TYPES = {"addon": ADDON_VERSION_AVAILABLE, "nodegroup": AMI_RELEASE_AVAILABLE}
+
+
+class _Pass:
+    """One watcher pass: what to announce, asking each question of AWS once."""
+
+    def __init__(self, *, ledger: Ledger, ssm_parameter: Callable[[str, str], str | None]) -> None:
+        self.ledger = ledger
+        self.ssm_parameter = ssm_parameter
+        self.result = WatcherResult()
+        self.pending: list[tuple[ClusterPolicy, str, dict[str, Any], Announcement]] = []
+        self.offered: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (k8s, add-on) -> versions
+        self.releases: dict[tuple[str, str, str], str | None] = {}  # (region, k8s, AMI type) -> release
+
+    def cluster(self, cluster_policy: ClusterPolicy, eks: Eks) -> None:
+        self.result.clusters += 1
+        kubernetes = str(eks.describe_cluster(cluster_policy.name)["version"])
+        installed = set(eks.list_addons(cluster_policy.name))
+        for addon_name in cluster_policy.addons:
+            if addon_name not in installed:
+                continue
+            addon = eks.describe_addon(cluster_policy.name, addon_name) or {}
+            current = str(addon.get("addonVersion", ""))
+            pair = (kubernetes, addon_name)
+            if pair not in self.offered:
+                self.offered[pair] = eks.addon_versions(addon_name, kubernetes)
+            target = choose_target(addon_name, current, self.offered[pair], kubernetes)
+            self.consider(cluster_policy, "addon", addon_name, current, target)
+        if cluster_policy.nodegroups == []:
+            return  # the policy rolls no node groups here: nothing to ask
+        for name in eks.list_nodegroups(cluster_policy.name):
+            if cluster_policy.nodegroups is not None and name not in cluster_policy.nodegroups:
+                continue
+            nodegroup = eks.describe_nodegroup(cluster_policy.name, name) or {}
+            self.nodegroup(cluster_policy, nodegroup, kubernetes)
+
+    def nodegroup(self, cluster_policy: ClusterPolicy, nodegroup: dict[str, Any], kubernetes: str) -> None:
+        name, ami_type = str(nodegroup.get("nodegroupName")), str(nodegroup.get("amiType", "CUSTOM"))
+        reason = not_tracked_reason(ami_type)
+        parameter = release_parameter(ami_type, kubernetes)
+        if reason is None and parameter is None:
+            reason = f"{ami_type}: no AMI is published for Kubernetes {kubernetes}"
+        if reason is not None or parameter is None:
+            self.result.not_tracked.append(
+                {"cluster": cluster_policy.name, "nodegroup": name, "amiType": ami_type, "why": str(reason)}
+            )
+            return
+        key = (cluster_policy.region, kubernetes, ami_type)
+        if key not in self.releases:
+            self.releases[key] = self.ssm_parameter(cluster_policy.region, parameter)
+        recommended, current = self.releases[key], str(nodegroup.get("releaseVersion", ""))
+        newer = (
+            recommended is not None
+            and ReleaseVersion.is_valid(recommended)
+            and ReleaseVersion.is_valid(current)
+            and ReleaseVersion.parse(recommended) > ReleaseVersion.parse(current)
+        )
+        target = recommended if newer else None
+        self.consider(cluster_policy, "nodegroup", name, current, target)
+
+    def consider(
+        self, cluster_policy: ClusterPolicy, kind: str, name: str, current: str, target: str | None
+    ) -> None:
+        where = {"cluster": cluster_policy.name, "kind": kind, "component": name}
+        if target is None:
+            self.result.quiet.append({**where, "why": "up to date"})
+            return
+        target_key = f"{kind}#{name}#{target}"
+        why = announcement_due(self.ledger, cluster_policy, target_key)
+        if why is None:
+            self.result.quiet.append({**where, "why": f"{target} already handled"})
+            return
+        detail = {
+            "clusterName": cluster_policy.name,
+            "accountId": cluster_policy.accountId,
+            "region": cluster_policy.region,
+            "component": {"kind": kind, "name": name},
+            "currentVersion": current,
+            "targetVersion": target,
+            "detectedAt": clock.iso(clock.now()),
+        }
+        announcement = Announcement(cluster_policy.name, kind, name, current, target, why)
+        self.pending.append((cluster_policy, target_key, detail, announcement))
+
+    def announce(self, events: Any, bus: str) -> None:
+        for start in range(0, len(self.pending), EVENTS_PER_PUT):
+            batch = self.pending[start : start + EVENTS_PER_PUT]
+            response = events.put_events(
+                Entries=[
+                    {
+                        "Source": EVENT_SOURCE,
+                        "DetailType": DETAIL_TYPES[announcement.kind],
+                        "Detail": json.dumps(detail),
+                        "EventBusName": bus,
+                        "Resources": [],
+                    }
+                    for _, _, detail, announcement in batch
+                ]
+            )
+            for (cluster_policy, target_key, _, announcement), entry in zip(
+                batch, response["Entries"], strict=True
+            ):
+                if "EventId" in entry:
+                    self.ledger.record_announced(cluster_policy.key, target_key, entry["EventId"])
+                    self.result.announced.append(announcement)
+
+
+def watch_releases(
+    *,
+    policy: FleetPolicy,
+    ledger: Ledger,
+    eks_for: Callable[[str], Eks],
+    events: Any,
+    bus: str,
+    ssm_parameter: Callable[[str, str], str | None] = aws.ssm_parameter,
 ) -> WatcherResult:
-    result = WatcherResult()
+    """Compare what AWS offers with what the fleet runs; announce what a cluster could move to."""
+    watch = _Pass(ledger=ledger, ssm_parameter=ssm_parameter)
     regions: dict[str, list[ClusterPolicy]] = {}
     for cluster_policy in policy.effective():
         regions.setdefault(cluster_policy.region, []).append(cluster_policy)
-    pending: list[tuple[ClusterPolicy, str, dict[str, Any], Announcement]] = []
     for region, cluster_policies in sorted(regions.items()):
         eks = eks_for(region)
         existing, _ = eks.list_clusters()
-        offered_by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for cluster_policy in cluster_policies:
             if cluster_policy.name not in existing:
-                result.missing.append(cluster_policy.name)
+                watch.result.missing.append(cluster_policy.name)
                 continue
-            result.clusters += 1
-            kubernetes = str(eks.describe_cluster(cluster_policy.name)["version"])
-            installed_names = set(eks.list_addons(cluster_policy.name))
-            for addon_name in cluster_policy.addons:
-                if addon_name not in installed_names:
-                    continue
-                addon = eks.describe_addon(cluster_policy.name, addon_name) or {}
-                installed = str(addon.get("addonVersion", ""))
-                pair = (kubernetes, addon_name)
-                if pair not in offered_by_pair:
-                    offered_by_pair[pair] = eks.addon_versions(addon_name, kubernetes)
-                target = choose_target(addon_name, installed, offered_by_pair[pair], kubernetes)
-                if target is None:
-                    result.quiet.append(
-                        {"cluster": cluster_policy.name, "addon": addon_name, "why": "up to date"}
-                    )
-                    continue
-                target_key = f"addon#{addon_name}#{target}"
-                why = announcement_due(ledger, cluster_policy, target_key)
-                if why is None:
-                    result.quiet.append(
-                        {
-                            "cluster": cluster_policy.name,
-                            "addon": addon_name,
-                            "why": f"{target} already handled",
-                        }
-                    )
-                    continue
-                detail = {
-                    "clusterName": cluster_policy.name,
-                    "accountId": cluster_policy.accountId,
-                    "region": cluster_policy.region,
-                    "component": {"kind": "addon", "name": addon_name},
-                    "currentVersion": installed,
-                    "targetVersion": target,
-                    "detectedAt": clock.iso(clock.now()),
-                }
-                pending.append(
-                    (
-                        cluster_policy,
-                        target_key,
-                        detail,
-                        Announcement(cluster_policy.name, addon_name, installed, target, why),
-                    )
-                )
-    for start in range(0, len(pending), EVENTS_PER_PUT):
-        batch = pending[start : start + EVENTS_PER_PUT]
-        response = events.put_events(
-            Entries=[
-                {
-                    "Source": EVENT_SOURCE,
-                    "DetailType": ADDON_VERSION_AVAILABLE,
-                    "Detail": json.dumps(detail),
-                    "EventBusName": bus,
-                    "Resources": [],
-                }
-                for _, _, detail, _ in batch
-            ]
-        )
-        for (cluster_policy, target_key, _, announcement), entry in zip(
-            batch, response["Entries"], strict=True
-        ):
-            if "EventId" in entry:
-                ledger.record_announced(cluster_policy.key, target_key, entry["EventId"])
-                result.announced.append(announcement)
-    return result
+            watch.cluster(cluster_policy, eks)
+    watch.announce(events, bus)
+    return watch.result

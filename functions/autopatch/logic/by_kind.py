@@ -1,0 +1,39 @@
+"""One step, the logic of the component's kind: add-ons and node groups share the workflow steps."""
+
+from __future__ import annotations
+
+from autopatch.clients import aws
+from autopatch.logic import addon_checks, addon_update, nodegroup
+from autopatch.models import Operation
+from autopatch.services import Services
+
+
+def preflight(op: Operation, svc: Services) -> Operation:
+    eks, kube = svc.eks_for(op.cluster.region), svc.kube_for(op.cluster.name, op.cluster.region)
+    if op.component.kind == "nodegroup":
+        policy = svc.policy.cluster(op.cluster.accountId, op.cluster.region, op.cluster.name)
+        return nodegroup.preflight_nodegroup(op, eks=eks, kube=kube, subnets=aws.subnets, policy=policy)
+    return addon_checks.preflight_addon(op, eks=eks, kube=kube)
+
+
+def recheck(op: Operation, svc: Services) -> Operation:
+    eks = svc.eks_for(op.cluster.region)
+    if op.component.kind == "nodegroup":
+        return nodegroup.recheck_nodegroup(op, eks=eks)
+    return addon_checks.recheck_addon(op, eks=eks)
+
+
+def apply(op: Operation, svc: Services) -> Operation:
+    eks = svc.eks_for(op.cluster.region)
+    if op.component.kind == "nodegroup":
+        return nodegroup.apply_nodegroup(op, eks=eks)
+    return addon_update.apply_update(op, eks=eks)
+
+
+def verify(op: Operation, svc: Services) -> Operation:
+    kube = svc.kube_for(op.cluster.name, op.cluster.region)
+    if op.component.kind == "nodegroup":
+        if op.status == "failed":  # the roll failed: name what held it
+            return nodegroup.explain_failure(op, kube=kube)
+        return nodegroup.verify_nodegroup(op, eks=svc.eks_for(op.cluster.region), kube=kube)
+    return addon_update.verify_update(op, eks=svc.eks_for(op.cluster.region), kube=kube)
