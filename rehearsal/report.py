@@ -258,6 +258,15 @@ def markdown(report: dict[str, Any]) -> str:
         for group in cluster.get("nodegroups", []):
             lines += ["", f"## Node group {cluster['name']}/{group['name']}: {group['releaseVersion']}", ""]
             lines += _node_timeline(group["timeline"])
+    not_tracked = {
+        (item["cluster"], item["nodegroup"]): item
+        for p in report["watcherPasses"]
+        for item in p.get("notTracked", [])
+    }
+    if not_tracked:
+        lines += ["", "## Node groups not tracked by release version", ""]
+        for (cluster_name, group), item in sorted(not_tracked.items()):
+            lines.append(f"- {cluster_name}/{group} ({item['amiType']}): {item['why']}")
     lines += ["", "## What happened, step by step", ""]
     for op in report["operations"]:
         lines.append(

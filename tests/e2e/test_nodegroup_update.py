@@ -121,3 +121,20 @@ def test_node_groups_the_watcher_cannot_follow_are_listed_not_failed(rehearse):
     assert (not_tracked["nodegroup"], not_tracked["amiType"]) == ("legacy", "CUSTOM")
     assert "control-plane upgrade" in not_tracked["why"]
     assert [op["component"]["name"] for op in result.report["operations"]] == ["workers"]
+
+
+def test_the_markdown_report_lists_untracked_groups_and_each_node_of_the_roll(rehearse, tmp_path):
+    from rehearsal.report import markdown
+
+    cluster = ng_cluster(workloads=[web(maxUnavailable=1)])
+    cluster["nodegroups"].append(
+        {"name": "legacy", "releaseVersion": OLD, "nodes": 1, "customAmiId": "ami-0abc1234def567890"}
+    )
+    result = rehearse(scenario(clusters=[cluster]))
+
+    text = markdown(result.report)
+
+    assert "## Node groups not tracked by release version" in text and "dev/legacy (CUSTOM)" in text
+    assert f"## Node group dev/workers: {NEW}" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ip-")]
+    assert len(rows) >= 6  # three old nodes terminated, at least three new ones launched
