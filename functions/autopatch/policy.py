@@ -163,6 +163,9 @@ class FleetPolicy(_Strict):
         for policy in self.effective():
             if policy.approval == "required" and not policy.approvers:
                 raise ValueError(f"cluster {policy.name} requires approval but lists no approvers")
+            if policy.allowForce and not policy.approvers:
+                # force=true deletes the pods a PDB protects: only after an approver has seen them.
+                raise ValueError(f"cluster {policy.name} allows force but lists no approvers to approve it")
         return self
 
     def effective(self) -> list[ClusterPolicy]:

@@ -295,3 +295,27 @@ def test_an_approver_of_one_cluster_does_not_approve_another(tmp_path: Path) -> 
     assert dev is not None
 
     assert dev.approver("alice") is None
+
+
+def test_force_without_anyone_to_approve_it_is_refused() -> None:
+    data = {
+        "clusters": [{"name": "prod", "accountId": "111122223333", "region": "eu-west-1", "allowForce": True}]
+    }
+
+    with pytest.raises(PolicyError, match="allows force but lists no approvers"):
+        parse_policy(data)
+
+
+def test_node_group_settings_are_inherited_and_exclusive() -> None:
+    data = {
+        "defaults": {"maxUnavailable": 2},
+        "clusters": [
+            {"name": "prod", "accountId": "111122223333", "region": "eu-west-1", "nodegroups": ["a"]}
+        ],
+    }
+    (prod,) = parse_policy(data).effective()
+    assert (prod.maxUnavailable, prod.nodegroups, prod.allowForce) == (2, ["a"], False)
+
+    data["defaults"] = {"maxUnavailable": 2, "maxUnavailablePercentage": 20}
+    with pytest.raises(PolicyError, match="not both"):
+        parse_policy(data)
