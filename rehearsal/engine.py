@@ -130,6 +130,16 @@ class Engine:
         )
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             os.environ.pop(name, None)  # restored by the patch.dict above
+        # moto logs every Fail state and caught error as an ERROR with its internals; the report and
+        # the console say what happened in the product's words.
+        moto_logger = logging.getLogger("moto")
+        quiet = logging.NullHandler()
+        stack.callback(setattr, moto_logger, "propagate", moto_logger.propagate)
+        stack.callback(moto_logger.removeHandler, quiet)
+        stack.callback(moto_logger.setLevel, moto_logger.level)
+        moto_logger.setLevel(logging.CRITICAL)
+        moto_logger.addHandler(quiet)  # nothing falls through to logging's last-resort stderr
+        moto_logger.propagate = False
         stack.enter_context(
             mock_aws(
                 config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}

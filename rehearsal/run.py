@@ -233,10 +233,8 @@ class Rehearsal:
 
     def _change_pod(self, simulator: Any, store: Any, cluster: str, change: Any) -> None:
         namespace, name = change.workload.split("/", 1)
-        pods = sorted(
-            (p for p in store.list("Pod", namespace) if p["metadata"]["name"].startswith(f"{name}-")),
-            key=lambda p: p["metadata"]["name"],
-        )
+        # Workload pods carry the workload's `app` label (the simulator's default labels).
+        pods = sorted(store.list("Pod", namespace, labels={"app": name}), key=lambda p: p["metadata"]["name"])
         if change.pod >= len(pods):
             raise ValueError(f"{cluster}: {change.workload} has no pod #{change.pod}")
         pod = pods[change.pod]["metadata"]["name"]
@@ -268,7 +266,7 @@ class Rehearsal:
             self.watcher_passes.append({"at": self.clock.now().isoformat(), **result})
             for item in result["announced"]:
                 self.echo(
-                    f"{self._stamp()}  announced {item['cluster']} {item['component']} "
+                    f"{self._stamp()}  announced {item['cluster']} {item['kind']} {item['component']} "
                     f"{item['current']} → {item['target']} ({item['why']})"
                 )
         else:

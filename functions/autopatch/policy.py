@@ -173,7 +173,12 @@ class FleetPolicy(_Strict):
         base = self.defaults.model_dump()
         for entry in self.clusters:
             values = dict(base)
-            values.update({k: v for k, v in entry.model_dump().items() if v is not None})
+            own = {k: v for k, v in entry.model_dump().items() if v is not None}
+            if {"maxUnavailable", "maxUnavailablePercentage"} & set(own):
+                # A cluster that sets one of the two replaces the defaults' choice, not adds to it.
+                values.pop("maxUnavailable", None)
+                values.pop("maxUnavailablePercentage", None)
+            values.update(own)
             merged.append(ClusterPolicy.model_validate(values))
         return merged
 

@@ -319,3 +319,21 @@ def test_node_group_settings_are_inherited_and_exclusive() -> None:
     data["defaults"] = {"maxUnavailable": 2, "maxUnavailablePercentage": 20}
     with pytest.raises(PolicyError, match="not both"):
         parse_policy(data)
+
+
+def test_a_cluster_percentage_replaces_the_defaults_node_count() -> None:
+    data = {
+        "defaults": {"maxUnavailable": 2},
+        "clusters": [
+            {
+                "name": "prod",
+                "accountId": "111122223333",
+                "region": "eu-west-1",
+                "maxUnavailablePercentage": 25,
+            }
+        ],
+    }
+
+    (prod,) = parse_policy(data).effective()
+
+    assert (prod.maxUnavailable, prod.maxUnavailablePercentage) == (None, 25)

@@ -34,7 +34,9 @@ def _start_update(
         resolve_conflicts=resolve_conflicts,
         token=request_token(op, step, version),
     )
-    op.update = UpdateState(id=update["id"], status=update["status"], toVersion=version)
+    op.update = UpdateState(
+        id=update["id"], type=update.get("type"), status=update["status"], toVersion=version
+    )
     op.poll.attempt = 0
     op.poll.waitSeconds = POLL_FIRST_SECONDS
     return update

@@ -340,16 +340,24 @@ def _tolerates_cordon(toleration: Mapping[str, Any]) -> bool:
 def read_drain_inputs(kube: KubeLister, *, nodegroup: str) -> DrainInputs:
     """Three LISTs, each paged by the reader: the group's nodes (by label), then every PDB and every
     live pod of the cluster, once each. Only what the rehearsal needs is kept of each object."""
-    node_objects = kube.list("Node", label_selector=f"{NODEGROUP_LABEL}={nodegroup}")
+    node_objects = _listed(kube, "Node", label_selector=f"{NODEGROUP_LABEL}={nodegroup}")
     nodes = tuple(NodeInfo.from_api(obj) for obj in node_objects)
     if not nodes:
         return DrainInputs(nodegroup, (), (), ())
-    pdbs = tuple(PdbInfo.from_api(obj) for obj in kube.list("PodDisruptionBudget"))
+    pdbs = tuple(PdbInfo.from_api(obj) for obj in _listed(kube, "PodDisruptionBudget"))
     cache = _InternCache()
-    pod_objects = kube.list("Pod", field_selector=LIVE_PODS_FIELD_SELECTOR)
+    pod_objects = _listed(kube, "Pod", field_selector=LIVE_PODS_FIELD_SELECTOR)
     pods = tuple(PodInfo.from_api(obj, cache) for obj in pod_objects)
     del pod_objects  # the API objects take some 60 times the memory of what is kept
     return DrainInputs(nodegroup, nodes, pods, pdbs)
+
+
+def _listed(kube: KubeLister, kind: str, **selectors: str) -> Iterable[JsonObject]:
+    """The objects of one LIST, page by page where the lister can (KubeReader.iter_list holds one
+    page at a time), else as its `list` returns them."""
+    iter_list = getattr(kube, "iter_list", None)
+    objects: Iterable[JsonObject] = (iter_list or kube.list)(kind, **selectors)
+    return objects
 
 
 # ---- the plan -------------------------------------------------------------------------------

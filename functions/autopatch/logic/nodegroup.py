@@ -224,7 +224,7 @@ def recheck_nodegroup(op: Operation, *, eks: Eks) -> Operation:
     nodegroup = eks.describe_nodegroup(op.cluster.name, op.component.name)
     if nodegroup is None:
         op.checks.append(_check("recheck_exists", False, "the node group was deleted", "nodegroup_not_found"))
-        return _blocked_by_checks(op)
+        return _blocked_by_checks(op, except_names=("drain_rehearsal",))
     installed = str(nodegroup.get("releaseVersion", ""))
     if installed == op.toVersion:
         return op.end("skipped", "already_current", f"{op.component.name} reached {installed} meanwhile.")
