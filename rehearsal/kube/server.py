@@ -30,7 +30,7 @@ from autopatch.fields import FieldPath, get_path
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from rehearsal.kube.store import KINDS, KubeStore
+from rehearsal.kube.store import KINDS, KubeStore, ListKey
 from rehearsal.kube.store import _leaf_paths as leaf_paths  # same notion of "a field" as KubeStore.put
 
 log = logging.getLogger(__name__)
@@ -465,6 +465,13 @@ def _spend_one_disruption(budget: JsonObject) -> None:
 
 
 # ---- the server -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EncodedJson:
+    """A response body already encoded as JSON (a List whose items the store encoded)."""
+
+    text: str
+
+
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 
@@ -553,10 +560,11 @@ class FakeKubeApiServer:
             log.exception("fake Kubernetes API failed on %s %s", request.method, request.path)
             code, body = 500, status_body(500, "InternalError", f"fake API server error: {error}")
         self.requests.append((caller, request.method, request.path))
-        response = Response(json.dumps(body), status=code, mimetype="application/json")
+        text = body.text if isinstance(body, EncodedJson) else json.dumps(body)
+        response = Response(text, status=code, mimetype="application/json")
         return response(environ, start_response)
 
-    def _handle(self, request: Request, caller: str) -> tuple[int, JsonObject]:
+    def _handle(self, request: Request, caller: str) -> tuple[int, JsonObject | EncodedJson]:
         if request.method == "GET":
             discovery = self._discovery(request.path.rstrip("/"))
             if discovery is not None:
@@ -607,34 +615,31 @@ class FakeKubeApiServer:
             raise _not_found(route.plural, route.group, route.name or "")
         return obj
 
-    def _list(self, route: ResourcePath, request: Request) -> JsonObject:
+    def _list(self, route: ResourcePath, request: Request) -> EncodedJson:
         if request.args.get("watch") in ("true", "1"):
             raise ApiError(405, "MethodNotAllowed", "watch is not supported by the fake Kubernetes API")
-        everything = self.store.list(route.kind, route.namespace)
-        matchers = [label_selector_matcher(request.args.get("labelSelector", ""))]
-        matchers.append(field_selector_matcher(request.args.get("fieldSelector", "")))
-        matching = [obj for obj in everything if all(match(obj) for match in matchers)]
-        after = _decode_continue(request.args.get("continue"))
-        if after is not None:
-            matching = [obj for obj in matching if _list_key(obj) > after]
-        limit = _int_arg(request, "limit")
-        metadata: JsonObject = {
-            "resourceVersion": str(
-                max((int(o["metadata"]["resourceVersion"]) for o in everything), default=1)
-            )
-        }
-        if limit and len(matching) > limit:
-            matching = matching[:limit]
-            metadata["continue"] = _encode_continue(_list_key(matching[-1]))
-        for obj in matching:  # items of a list carry no kind or apiVersion on the wire
-            obj.pop("kind", None)
-            obj.pop("apiVersion", None)
-        return {
-            "kind": f"{route.kind}List",
-            "apiVersion": route.api_version,
-            "metadata": metadata,
-            "items": matching,
-        }
+        label_selector, field_selector = request.args.get("labelSelector"), request.args.get("fieldSelector")
+        terms = [label_selector_matcher(label_selector)] if label_selector else []
+        terms += [field_selector_matcher(field_selector)] if field_selector else []
+        page = self.store.list_page(
+            route.kind,
+            route.namespace,
+            match=(lambda obj: all(term(obj) for term in terms)) if terms else None,
+            after=_decode_continue(request.args.get("continue")),
+            limit=_int_arg(request, "limit"),
+            # Stored objects are trees: no need to look for cycles. (`json` is looked up now, so that
+            # whoever times this module's json sees the encoding.)
+            encode=lambda items: json.dumps(items, check_circular=False),
+        )
+        metadata: JsonObject = {"resourceVersion": page.resource_version}
+        if page.continue_after is not None:
+            metadata["continue"] = _encode_continue(page.continue_after)
+        head = json.dumps(
+            {"kind": f"{route.kind}List", "apiVersion": route.api_version, "metadata": metadata}
+        )
+        # The items were encoded by the store: spliced in, the body is what json.dumps of the whole
+        # List would give, without encoding (or copying) the items twice.
+        return EncodedJson(f'{head[:-1]}, "items": {page.items_json}}}')
 
     def _discovery(self, path: str) -> JsonObject | None:
         groups = sorted({api_version for api_version, _, _ in KINDS.values() if "/" in api_version})
@@ -762,15 +767,12 @@ def _int_arg(request: Request, name: str) -> int:
         raise ApiError(400, "BadRequest", f"{name} must be a number") from None
 
 
-def _list_key(obj: JsonObject) -> list[str]:
-    return [obj["metadata"].get("namespace", ""), obj["metadata"]["name"]]
+def _encode_continue(after: ListKey) -> str:
+    """An opaque continue token: the (namespace, name) of the last object of the page."""
+    return base64.urlsafe_b64encode(json.dumps({"after": list(after)}).encode()).decode()
 
 
-def _encode_continue(after: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
-
-
-def _decode_continue(token: str | None) -> list[str] | None:
+def _decode_continue(token: str | None) -> ListKey | None:
     if not token:
         return None
     try:
@@ -779,7 +781,7 @@ def _decode_continue(token: str | None) -> list[str] | None:
         raise ApiError(400, "BadRequest", "continue key is not valid") from None
     if not (isinstance(after, list) and len(after) == 2 and all(isinstance(part, str) for part in after)):
         raise ApiError(400, "BadRequest", "continue key is not valid")
-    return after
+    return after[0], after[1]
 
 
 def _api_resources(group_version: str) -> list[JsonObject]:

@@ -8,12 +8,15 @@ manager, FieldsV1 naming the fields each manager set last.
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import copy
 import itertools
+import json
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +32,7 @@ from autopatch.fields import (
 )
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace or "", name)
+ListKey = tuple[str, str]  # (namespace or "", name): the order of a kind's objects in a list
 
 # kind -> (apiVersion, plural, namespaced)
 KINDS: dict[str, tuple[str, str, bool]] = {
@@ -69,13 +73,31 @@ def _leaf_paths(value: Any, prefix: FieldPath) -> builtins.list[FieldPath]:
     return [prefix]
 
 
+# A List carries its items without kind and apiVersion: the List's own say what they are.
+_NOT_IN_LIST_ITEMS = frozenset(("kind", "apiVersion"))
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a LIST, its items already encoded (see KubeStore.list_page)."""
+
+    items_json: str  # a JSON array of the page's objects, each without kind and apiVersion
+    count: int
+    continue_after: ListKey | None  # the last key returned, when more objects match after it
+    resource_version: str  # the highest resourceVersion among every object of the kind listed
+
+
 class KubeStore:
-    """Objects of one cluster. Thread-safe; every read returns a deep copy."""
+    """Objects of one cluster. Thread-safe; every read returns a deep copy (or, for list_page, JSON)."""
 
     def __init__(self, cluster_name: str, kubernetes_version: str) -> None:
         self.cluster_name = cluster_name
         self.kubernetes_version = kubernetes_version
         self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        # kind -> its objects' (namespace, name), sorted: kept up to date by put and delete.
+        self._sorted_keys: dict[str, builtins.list[ListKey]] = {}
+        # kind -> namespace (None: all) -> highest resourceVersion; dropped on any write of the kind.
+        self._list_rv: dict[str, dict[str | None, int]] = {}
         self._rv = itertools.count(1000)
         self._lock = threading.RLock()
         self.clock_now = _now  # the engine points this at the simulated clock
@@ -132,7 +154,11 @@ class KubeStore:
             entries = [e for e in entries if e["manager"] != manager]
             entries.append(self._entry(manager, api_version, fields))
             meta["managedFields"] = entries
-            self._objects[self.key_of(obj)] = obj
+            key = self.key_of(obj)
+            if old is None:
+                bisect.insort(self._sorted_keys.setdefault(kind, []), key[1:])
+            self._objects[key] = obj
+            self._list_rv.pop(kind, None)
             return copy.deepcopy(obj)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -146,16 +172,78 @@ class KubeStore:
         with self._lock:
             found = [
                 copy.deepcopy(o)
-                for (k, ns, _), o in sorted(self._objects.items(), key=lambda kv: kv[0])
-                if k == kind
-                and (namespace is None or ns == namespace)
-                and all(o["metadata"].get("labels", {}).get(lk) == lv for lk, lv in (labels or {}).items())
+                for o in self._scan(kind, namespace)
+                if all(o["metadata"].get("labels", {}).get(lk) == lv for lk, lv in (labels or {}).items())
             ]
         return found
 
+    def list_page(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        match: Callable[[dict[str, Any]], bool] | None = None,
+        after: ListKey | None = None,
+        limit: int = 0,
+        encode: Callable[[Any], str] = json.dumps,
+    ) -> ListPage:
+        """One page of a LIST, in (namespace, name) order: the objects after the key `after` that
+        `match` accepts (all if None), at most `limit` of them (all if 0).
+
+        Only the objects returned are read in full: the scan starts at `after` by bisection and
+        stops at the first match past the page, which only says that there is more. The items are
+        encoded with `encode` under the lock (cheaper than a deep copy, and no one may change them
+        meanwhile); `match` is given the stored objects and must not change them.
+        """
+        with self._lock:
+            page: builtins.list[dict[str, Any]] = []
+            more = False
+            for obj in self._scan(kind, namespace, after):
+                if match is not None and not match(obj):
+                    continue
+                if limit and len(page) == limit:
+                    more = True
+                    break
+                page.append(obj)
+            items_json = encode(
+                [{key: value for key, value in obj.items() if key not in _NOT_IN_LIST_ITEMS} for obj in page]
+            )
+            last = self.key_of(page[-1])[1:] if more else None
+            return ListPage(items_json, len(page), last, str(self._list_resource_version(kind, namespace)))
+
+    def _scan(
+        self, kind: str, namespace: str | None, after: ListKey | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The stored objects of `kind` (in `namespace`, if not None) after `after`, in key order.
+        Under the lock, and not across a write."""
+        keys = self._sorted_keys.get(kind, [])
+        start, stop = 0, len(keys)
+        if namespace is not None:
+            # ("ns",) sorts before every ("ns", name); ("ns\0",) after them and before any other namespace.
+            start = bisect.bisect_left(keys, (namespace,))
+            stop = bisect.bisect_left(keys, (namespace + "\0",))
+        if after is not None:
+            start = max(start, bisect.bisect_right(keys, after))
+        for index in range(start, stop):
+            yield self._objects[(kind, *keys[index])]
+
+    def _list_resource_version(self, kind: str, namespace: str | None) -> int:
+        """The highest resourceVersion of the objects a list of `kind` in `namespace` covers (1 if none)."""
+        cached = self._list_rv.setdefault(kind, {})
+        if namespace not in cached:
+            cached[namespace] = max(
+                (int(obj["metadata"]["resourceVersion"]) for obj in self._scan(kind, namespace)), default=1
+            )
+        return cached[namespace]
+
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         with self._lock:
-            return self._objects.pop((kind, namespace or "", name), None) is not None
+            if self._objects.pop((kind, namespace or "", name), None) is None:
+                return False
+            keys = self._sorted_keys[kind]
+            del keys[bisect.bisect_left(keys, (namespace or "", name))]
+            self._list_rv.pop(kind, None)
+            return True
 
     def update_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Status is written by controllers; it has no field manager in our model."""
@@ -163,6 +251,7 @@ class KubeStore:
             obj = self._objects[(kind, namespace or "", name)]
             obj.setdefault("status", {}).update(copy.deepcopy(status))
             obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            self._list_rv.pop(kind, None)
 
     def mutate(self, kind: str, namespace: str, name: str, fn: Any) -> dict[str, Any]:
         """Apply `fn(obj)` in place under the lock (controllers: cordon, labels, spec.replicas...)."""
@@ -170,6 +259,7 @@ class KubeStore:
             obj = self._objects[(kind, namespace or "", name)]
             fn(obj)
             obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            self._list_rv.pop(kind, None)
             return copy.deepcopy(obj)
 
     # ---- field ownership --------------------------------------------------------------------
@@ -190,6 +280,7 @@ class KubeStore:
             mine["time"] = self.clock_now()
             meta["managedFields"] = entries
             meta["resourceVersion"] = str(next(self._rv))
+            self._list_rv.pop(kind, None)
             return copy.deepcopy(obj)
 
     def owners(self, kind: str, namespace: str, name: str) -> dict[str, builtins.list[FieldPath]]:

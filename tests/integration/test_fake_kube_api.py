@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import socket
 import threading
@@ -123,6 +124,17 @@ def names(objects: list[dict[str, Any]]) -> list[str]:
     return [obj["metadata"]["name"] for obj in objects]
 
 
+def raw_get(server: FakeKubeApiServer, path_and_query: str) -> tuple[int, str]:
+    """Status and body of a GET as the product's role, without any client in between."""
+    request = urllib.request.Request(f"{server.endpoint}{path_and_query}")
+    request.add_header("Authorization", f"Bearer {token(LAMBDA_KEY, LAMBDA_SECRET)}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 # ---- reads through the product's reader -----------------------------------------------------
 def test_list_follows_continue_tokens_until_every_pod_is_returned(
     reader: KubeReader, server: FakeKubeApiServer
@@ -150,6 +162,113 @@ def test_label_and_field_selectors_narrow_the_list(reader: KubeReader) -> None:
     assert names(reader.list_nodes(label_selector="eks.amazonaws.com/nodegroup==system")) == ["ip-10-0-3-30"]
     running_in_shop = reader.list("Pod", field_selector="metadata.namespace=shop,status.phase=Running")
     assert names(running_in_shop) == SHOP_PODS
+
+
+def test_selectors_hold_across_pages(reader: KubeReader, store: KubeStore) -> None:
+    for index in range(7):
+        phase = "Succeeded" if index % 3 == 0 else "Running"
+        store.put({**pod(f"job-{index}", "ip-10-0-1-10", {"app": "job"}), "status": {"phase": phase}})
+
+    live = reader.list("Pod", "shop", field_selector="status.phase!=Succeeded,status.phase!=Failed")
+    jobs = reader.list(
+        "Pod", label_selector="app in (job),tier notin (data)", field_selector="status.phase=Running"
+    )
+
+    assert names(live) == ["cart-0", "cart-1", "db-0", "job-1", "job-2", "job-4", "job-5", "web-0", "web-1"]
+    assert names(jobs) == ["job-1", "job-2", "job-4", "job-5"]
+
+
+def test_iter_list_asks_for_the_next_page_only_once_the_current_one_is_taken(
+    reader: KubeReader, server: FakeKubeApiServer
+) -> None:
+    pods = reader.iter_list("Pod", "shop")
+    assert server.requests == []
+
+    first, second = next(pods), next(pods)
+    assert len(server.requests) == 1
+    third = next(pods)
+    assert len(server.requests) == 2
+    rest = list(pods)
+
+    assert names([first, second, third, *rest]) == SHOP_PODS
+    assert (first["kind"], first["apiVersion"]) == ("Pod", "v1")
+    assert len(server.requests) == 3
+    assert gc.isenabled()
+
+
+def test_iter_list_refuses_an_unknown_kind_at_once_and_raises_api_errors_as_it_goes(
+    server: FakeKubeApiServer,
+) -> None:
+    reader = KubeReader.connect(server.endpoint, None, token(LAMBDA_KEY, LAMBDA_SECRET, cluster="staging"))
+    with reader:
+        with pytest.raises(ValueError, match="does not read 'Secret'"):
+            reader.iter_list("Secret")
+        nodes = reader.iter_list("Node")
+        with pytest.raises(KubeApiError) as refused:
+            next(nodes)
+
+    assert refused.value.status == 401
+    assert gc.isenabled()
+
+
+def test_a_list_page_is_what_the_api_answers(server: FakeKubeApiServer, store: KubeStore) -> None:
+    code, text = raw_get(server, "/api/v1/namespaces/shop/pods?limit=2&labelSelector=app%21%3Ddb")
+    body = json.loads(text)
+
+    assert code == 200
+    assert list(body) == ["kind", "apiVersion", "metadata", "items"]
+    assert (body["kind"], body["apiVersion"]) == ("PodList", "v1")
+    assert names(body["items"]) == ["cart-0", "cart-1"]
+    stored = store.get("Pod", "shop", "cart-0")
+    assert stored is not None
+    del stored["kind"], stored["apiVersion"]
+    assert body["items"][0] == stored  # items carry no kind or apiVersion, and every other field
+    resource_versions = [int(p["metadata"]["resourceVersion"]) for p in store.list("Pod", "shop")]
+    assert body["metadata"]["resourceVersion"] == str(max(resource_versions))
+    assert text == json.dumps(body)  # the spliced body reads as one json.dumps of the List
+
+    # The rest of the pages, with web-0 deleted and a new pod added before the continue.
+    store.delete("Pod", "shop", "web-0")
+    store.put(pod("api-0", "ip-10-0-1-10", {"app": "api"}))  # sorts before the continue key: not seen
+    store.put(pod("zeta-0", "ip-10-0-1-10", {"app": "zeta"}))
+    query = f"limit=2&labelSelector=app%21%3Ddb&continue={body['metadata']['continue']}"
+    code, text = raw_get(server, f"/api/v1/namespaces/shop/pods?{query}")
+    rest = json.loads(text)
+
+    assert code == 200
+    assert names(rest["items"]) == ["web-1", "zeta-0"]
+    assert "continue" not in rest["metadata"]  # nothing matches after zeta-0
+
+
+def test_a_page_that_ends_the_list_exactly_has_no_continue(server: FakeKubeApiServer) -> None:
+    _, text = raw_get(server, "/api/v1/namespaces/shop/pods?limit=5")
+    body = json.loads(text)
+
+    assert names(body["items"]) == SHOP_PODS
+    assert "continue" not in body["metadata"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["continue=bm90LWpzb24", "labelSelector=a%20in%20b", "fieldSelector=spec.hostname%3Dx", "limit=ten"],
+    ids=["bad-continue", "bad-label-selector", "unsupported-field", "bad-limit"],
+)
+def test_a_bad_list_request_is_a_400_status(server: FakeKubeApiServer, query: str) -> None:
+    code, text = raw_get(server, f"/api/v1/pods?{query}")
+
+    assert code == 400
+    assert json.loads(text)["reason"] == "BadRequest"
+
+
+def test_an_empty_list_has_the_default_resource_version(server: FakeKubeApiServer) -> None:
+    _, text = raw_get(server, "/api/v1/secrets")
+
+    assert json.loads(text) == {
+        "kind": "SecretList",
+        "apiVersion": "v1",
+        "metadata": {"resourceVersion": "1"},
+        "items": [],
+    }
 
 
 def test_get_returns_the_api_shape_with_managed_fields(reader: KubeReader) -> None:

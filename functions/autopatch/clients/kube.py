@@ -215,7 +215,8 @@ class KubeReader:
         # Raw JSON instead of the client's models: keeps camelCase and every field the server sent.
         response = getattr(self._api(kind_api.api_class), method)(*args, _preload_content=False, **kwargs)
         data = response.data
-        obj: JsonObject = json.loads(data)
+        with _cyclic_gc_paused():
+            obj: JsonObject = json.loads(data)
         return obj
 
     def _api(self, api_class: str) -> Any:
