@@ -36,6 +36,7 @@ destroy: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/watcher.py
+	$(PY) bench/drain.py
 
 clean:
 	rm -rf $(VENV) cdk.out build .pytest_cache .mypy_cache .ruff_cache
