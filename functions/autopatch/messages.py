@@ -100,6 +100,13 @@ def check_lines(op: Operation, budget: int = SECTION_LIMIT - 20) -> list[str]:
     return [*shown, f"+{hidden} more"] if hidden else shown
 
 
+def _detail_sections(op: Operation) -> list[dict[str, Any]]:
+    """The checks, then what a node group roll needs a person to know."""
+    checks = check_lines(op)
+    texts = (["*Checks*\n" + "\n".join(checks)] if checks else []) + nodegroup_lines(op)
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}} for t in texts]
+
+
 def _execution_link(op: Operation, console_url: str) -> str:
     return f"<{console_url}#/v2/executions/details/{op.executionArn}|execution {op.id}>"
 
@@ -123,14 +130,7 @@ def operation_blocks(op: Operation, console_url: str) -> dict[str, Any]:
     why = explanation(op)
     if why:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
-    checks = check_lines(op)
-    if checks:
-        text = "*Checks*\n" + "\n".join(checks)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
-    blocks += [
-        {"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}}
-        for t in nodegroup_lines(op)
-    ]
+    blocks += _detail_sections(op)
     blocks.append(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
     )
@@ -148,14 +148,7 @@ def approval_blocks(
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": ask[:SECTION_LIMIT]}},
     ]
-    checks = check_lines(op)
-    if checks:
-        text = "*Checks*\n" + "\n".join(checks)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}})
-    blocks += [
-        {"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}}
-        for t in nodegroup_lines(op)
-    ]
+    blocks += _detail_sections(op)
     blocks.append(
         {
             "type": "actions",

@@ -132,7 +132,7 @@ class Eks:
         self, cluster: str, nodegroup: str, *, version: str, release_version: str, force: bool, token: str
     ) -> dict[str, Any]:
         """Always pass `version`: what EKS does without it is documented both ways (FIDELITY 1.5-1.6)."""
-        return self._node_update(
+        return self._start_update(
             "update_nodegroup_version",
             clusterName=cluster,
             nodegroupName=nodegroup,
@@ -145,7 +145,7 @@ class Eks:
     def update_nodegroup_config(
         self, cluster: str, nodegroup: str, *, update_config: dict[str, Any], token: str
     ) -> dict[str, Any]:
-        return self._node_update(
+        return self._start_update(
             "update_nodegroup_config",
             clusterName=cluster,
             nodegroupName=nodegroup,
@@ -153,7 +153,8 @@ class Eks:
             clientRequestToken=token,
         )
 
-    def _node_update(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def _start_update(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        """Call an EKS update operation; tell "busy, try later" from "refused"."""
         try:
             response = getattr(self.client, method)(**kwargs)
         except ClientError as exc:
@@ -170,19 +171,11 @@ class Eks:
     ) -> dict[str, Any]:
         """Start an add-on update. The add-on's IAM role, pod identity associations and
         configuration values are left out on purpose: omitted, EKS keeps them as they are."""
-        try:
-            response = self.client.update_addon(
-                clusterName=cluster,
-                addonName=addon,
-                addonVersion=version,
-                resolveConflicts=resolve_conflicts,
-                clientRequestToken=token,
-            )
-        except ClientError as exc:
-            code, message = error_code(exc), error_message(exc)
-            if code == "ResourceInUseException" or ("currently has" in message and "update" in message):
-                raise UpdateInProgress(message) from exc
-            if code in ("InvalidParameterException", "InvalidRequestException"):
-                raise UpdateRejected(message) from exc
-            raise
-        return dict(response["update"])
+        return self._start_update(
+            "update_addon",
+            clusterName=cluster,
+            addonName=addon,
+            addonVersion=version,
+            resolveConflicts=resolve_conflicts,
+            clientRequestToken=token,
+        )
