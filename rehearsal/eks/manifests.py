@@ -917,6 +917,15 @@ def _deployment_status(
     desired = int(deployment["spec"].get("replicas", 1))
     max_unavailable = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxUnavailable", 1)
     tolerated = max_unavailable if isinstance(max_unavailable, int) else 1
+    return deployment_status(
+        desired=desired, pods=pods, updated=updated, ready=ready, generation=generation, tolerated=tolerated
+    )
+
+
+def deployment_status(
+    *, desired: int, pods: int, updated: int, ready: int, generation: int, tolerated: int
+) -> dict[str, Any]:
+    """A Deployment's status as its controller writes it (`tolerated`: pods it may be short)."""
     available = ready >= desired - tolerated
     complete = updated == desired and ready == desired
     return {

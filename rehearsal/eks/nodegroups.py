@@ -36,7 +36,7 @@ from rehearsal.eks.catalog import (
     release_kubelet,
     release_minor,
 )
-from rehearsal.eks.manifests import POD_FIELD_MANAGER, refresh_workload_status
+from rehearsal.eks.manifests import POD_FIELD_MANAGER, deployment_status, refresh_workload_status
 from rehearsal.kube.server import ApiError, evict_pod, selector_matches
 from rehearsal.kube.store import KINDS, KubeStore
 
@@ -492,32 +492,16 @@ def refresh_controller_status(store: KubeStore, pod_owner: dict[str, Any] | None
     parent = _owner(controller)
     if parent is None or store.get("Deployment", namespace, parent["name"]) is None:
         return
-    available = ready >= replicas - 1 if replicas > 1 else ready >= replicas
-    store.update_status(
-        "Deployment",
-        namespace,
-        parent["name"],
-        {
-            "observedGeneration": generation,
-            "replicas": len(pods),
-            "updatedReplicas": len(pods),
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "unavailableReplicas": max(0, replicas - ready),
-            "conditions": [
-                {
-                    "type": "Available",
-                    "status": "True" if available else "False",
-                    "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                },
-                {
-                    "type": "Progressing",
-                    "status": "True",
-                    "reason": "NewReplicaSetAvailable" if ready == replicas else "ReplicaSetUpdated",
-                },
-            ],
-        },
+    # Like the controller: a Deployment of several replicas may be one pod short and still be Available.
+    status = deployment_status(
+        desired=replicas,
+        pods=len(pods),
+        updated=len(pods),
+        ready=ready,
+        generation=generation,
+        tolerated=1 if replicas > 1 else 0,
     )
+    store.update_status("Deployment", namespace, parent["name"], status)
 
 
 # ==== the node group world =========================================================================

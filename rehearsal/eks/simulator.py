@@ -875,15 +875,31 @@ class EksSimulator:
         nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
         return {"nodegroup": nodegroup.to_api()}
 
-    def _update_nodegroup_version(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _nodegroup_update_request(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """The cluster and node group an update names, and the update a repeated token already
+        started (None for a new request, which must then find the node group free)."""
         state = self._cluster(_required(params, "clusterName"))
         nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
         token = params.get("clientRequestToken")
+        repeated = self._repeated_nodegroup_request(nodegroup, token, params) if token else None
+        if repeated is None:
+            self._check_nodegroup_updatable(nodegroup)
+        return state, nodegroup, repeated
+
+    def _remember_nodegroup_token(
+        self, state: Any, nodegroup: Any, params: dict[str, Any], update_id: str
+    ) -> None:
+        token = params.get("clientRequestToken")
         if token:
-            repeated = self._repeated_nodegroup_request(nodegroup, token, params)
-            if repeated is not None:
-                return {"update": repeated.to_api()}
-        self._check_nodegroup_updatable(nodegroup)
+            self._idempotency[(state.name, f"nodegroup/{nodegroup.name}", token)] = (
+                _fingerprint(params),
+                update_id,
+            )
+
+    def _update_nodegroup_version(self, params: dict[str, Any]) -> dict[str, Any]:
+        state, nodegroup, repeated = self._nodegroup_update_request(params)
+        if repeated is not None:
+            return {"update": repeated.to_api()}
         force = params.get("force", False)
         if not isinstance(force, bool):
             raise _invalid_parameter("force must be a boolean")
@@ -939,11 +955,7 @@ class EksSimulator:
             else None,
             force=force,
         )
-        if token:
-            self._idempotency[(state.name, f"nodegroup/{nodegroup.name}", token)] = (
-                _fingerprint(params),
-                update.id,
-            )
+        self._remember_nodegroup_token(state, nodegroup, params, update.id)
         return {"update": update.to_api()}
 
     def _target_release(self, state: _Cluster, nodegroup: Nodegroup, params: dict[str, Any]) -> str:
@@ -1021,14 +1033,9 @@ class EksSimulator:
         return str(requested.get("version") or template["version"])
 
     def _update_nodegroup_config(self, params: dict[str, Any]) -> dict[str, Any]:
-        state = self._cluster(_required(params, "clusterName"))
-        nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
-        token = params.get("clientRequestToken")
-        if token:
-            repeated = self._repeated_nodegroup_request(nodegroup, token, params)
-            if repeated is not None:
-                return {"update": repeated.to_api()}
-        self._check_nodegroup_updatable(nodegroup)
+        state, nodegroup, repeated = self._nodegroup_update_request(params)
+        if repeated is not None:
+            return {"update": repeated.to_api()}
         unmodelled = [key for key in UNMODELLED_NODEGROUP_CONFIG if params.get(key) is not None]
         if unmodelled:
             raise EksApiError(
@@ -1058,11 +1065,7 @@ class EksSimulator:
             created_at=self.clock.now(),
         )
         self._nodegroups.start_config_update(nodegroup, update, config)
-        if token:
-            self._idempotency[(state.name, f"nodegroup/{nodegroup.name}", token)] = (
-                _fingerprint(params),
-                update.id,
-            )
+        self._remember_nodegroup_token(state, nodegroup, params, update.id)
         return {"update": update.to_api()}
 
     def _repeated_nodegroup_request(
