@@ -6,6 +6,7 @@ retryable; an incompatible version (InvalidParameterException) is terminal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -76,6 +77,25 @@ class Eks:
                 if entry.get("addonName") == addon:
                     versions.extend(entry.get("addonVersions", []))
         return versions
+
+    def cluster_versions(self, versions: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The EKS Kubernetes version catalogue (`DescribeClusterVersions`), by version, in one paged call.
+
+        `includeAll` so that versions past the end of extended support (UNSUPPORTED) are listed too.
+        The wanted versions are picked out here rather than sent as `clusterVersions`: a public
+        report has `clusterVersions` and `includeAll` refused together, and the whole catalogue is
+        one page. Dates come back as timezone-aware datetimes.
+        """
+        wanted = set(versions) if versions is not None else None
+        found: dict[str, dict[str, Any]] = {}
+        for page in self.client.get_paginator("describe_cluster_versions").paginate(includeAll=True):
+            for entry in page.get("clusterVersions", []):
+                if entry.get("clusterType", "eks") != "eks":  # e.g. local clusters on Outposts
+                    continue
+                version = str(entry.get("clusterVersion", ""))
+                if wanted is None or version in wanted:
+                    found[version] = dict(entry)
+        return found
 
     def configuration_schema(self, addon: str, version: str) -> str | None:
         response = self.client.describe_addon_configuration(addonName=addon, addonVersion=version)

@@ -319,3 +319,7 @@ class Ledger:
                 "expiresAt": clock.epoch(now + RECORD_TTL),
             }
         )
+
+    def announced_under(self, cluster_key: str, prefix: str) -> list[dict[str, Any]]:
+        """Every announcement of the cluster whose target key starts with `prefix` (one query)."""
+        return self._query(cluster_pk(cluster_key), f"ANNOUNCED#{prefix}")
