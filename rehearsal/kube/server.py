@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 import hmac
 import json
@@ -30,7 +31,15 @@ from autopatch.fields import FieldPath, get_path
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from rehearsal.kube.store import KINDS, KubeStore, ListKey
+from rehearsal.kube.store import (
+    KINDS,
+    KubeStore,
+    ListKey,
+    known_api_versions,
+    removed_api,
+    served_api_versions,
+    version_rank,
+)
 from rehearsal.kube.store import _leaf_paths as leaf_paths  # same notion of "a field" as KubeStore.put
 
 log = logging.getLogger(__name__)
@@ -216,8 +225,12 @@ def _not_found(plural: str, group: str, name: str) -> ApiError:
 
 
 # ---- paths ----------------------------------------------------------------------------------
+# Every group/version a kind has had (its stored one and the older ones of the removed-API table);
+# which of them a cluster serves depends on its Kubernetes version (`served_api_versions`).
 _KIND_BY_RESOURCE: dict[tuple[str, str], str] = {
-    (api_version, plural): kind for kind, (api_version, plural, _) in KINDS.items()
+    (api_version, plural): kind
+    for kind, (_, plural, _) in KINDS.items()
+    for api_version in known_api_versions(kind)
 }
 
 
@@ -229,10 +242,11 @@ class ResourcePath:
     namespace: str | None
     name: str | None
     subresource: str | None = None
+    requested_api_version: str | None = None  # the group/version in the path, if not the stored one
 
     @property
     def api_version(self) -> str:
-        return KINDS[self.kind][0]
+        return self.requested_api_version or KINDS[self.kind][0]
 
     @property
     def plural(self) -> str:
@@ -247,8 +261,9 @@ class ResourcePath:
         return KINDS[self.kind][2]
 
 
-def parse_resource_path(path: str) -> ResourcePath | None:
-    """`/api/v1/namespaces/ns/pods/name`, `/apis/apps/v1/deployments` and so on; None if not one."""
+def parse_resource_path(path: str, kubernetes_version: str | None = None) -> ResourcePath | None:
+    """`/api/v1/namespaces/ns/pods/name`, `/apis/apps/v1/deployments` and so on; None if not one, or,
+    given the cluster's `kubernetes_version`, if that version does not serve the path's group/version."""
     parts = [part for part in path.split("/") if part]
     if parts[:2] == ["api", "v1"]:
         api_version, rest = "v1", parts[2:]
@@ -267,7 +282,10 @@ def parse_resource_path(path: str) -> ResourcePath | None:
         return None
     if subresource is not None and (kind, subresource) != ("Pod", "eviction"):
         return None
-    return ResourcePath(kind, namespace, name, subresource)
+    if kubernetes_version is not None and api_version not in served_api_versions(kind, kubernetes_version):
+        return None
+    requested = None if api_version == KINDS[kind][0] else api_version
+    return ResourcePath(kind, namespace, name, subresource, requested)
 
 
 # ---- selectors ------------------------------------------------------------------------------
@@ -569,9 +587,26 @@ class FakeKubeApiServer:
             discovery = self._discovery(request.path.rstrip("/"))
             if discovery is not None:
                 return 200, discovery
-        route = parse_resource_path(request.path)
+        route = parse_resource_path(request.path, self.store.kubernetes_version)
         if route is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if route.requested_api_version is not None and removed_api(route.api_version, route.kind):
+            # The audit log EKS reads for the deprecated-API upgrade insight.
+            self.store.record_api_usage(
+                request.headers.get("User-Agent") or "unknown", f"/apis/{route.api_version}/{route.plural}"
+            )
+        code, body = self._route(request, caller, route)
+        if (
+            route.requested_api_version is not None
+            and isinstance(body, dict)
+            and body.get("kind") == route.kind
+        ):
+            body["apiVersion"] = route.api_version  # served through the version the client asked for
+        return code, body
+
+    def _route(
+        self, request: Request, caller: str, route: ResourcePath
+    ) -> tuple[int, JsonObject | EncodedJson]:
         if request.method in _WRITE_VERBS and caller in self.readonly_key_ids:
             raise self._forbidden(request.method, route, caller)
         if route.subresource and request.method != "POST":
@@ -642,7 +677,7 @@ class FakeKubeApiServer:
         return EncodedJson(f'{head[:-1]}, "items": {page.items_json}}}')
 
     def _discovery(self, path: str) -> JsonObject | None:
-        groups = sorted({api_version for api_version, _, _ in KINDS.values() if "/" in api_version})
+        served = _served_resources(self.store.kubernetes_version)
         if path == "/version":
             return self._version()
         if path == "/api":
@@ -652,31 +687,28 @@ class FakeKubeApiServer:
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
             }
         if path == "/apis":
-            return {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [
-                    {
-                        "name": group_version.split("/")[0],
-                        "versions": [{"groupVersion": group_version, "version": group_version.split("/")[1]}],
-                        "preferredVersion": {
-                            "groupVersion": group_version,
-                            "version": group_version.split("/")[1],
-                        },
-                    }
-                    for group_version in groups
-                ],
-            }
+            by_group: dict[str, list[str]] = {}
+            for served_version in served:
+                if "/" in served_version:
+                    by_group.setdefault(served_version.split("/")[0], []).append(served_version)
+            groups = []
+            for group, versions in sorted(by_group.items()):
+                entries = [
+                    {"groupVersion": gv, "version": gv.split("/")[1]}
+                    for gv in sorted(versions, key=version_rank)
+                ]
+                groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         group_version = path.removeprefix("/apis/") if path.startswith("/apis/") else None
         if path == "/api/v1":
             group_version = "v1"
-        if group_version is None or group_version not in {"v1", *groups}:
+        if group_version is None or group_version not in served:
             return None
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
             "groupVersion": group_version,
-            "resources": _api_resources(group_version),
+            "resources": _api_resources(group_version, served[group_version]),
         }
 
     def _version(self) -> JsonObject:
@@ -784,18 +816,27 @@ def _decode_continue(token: str | None) -> ListKey | None:
     return after[0], after[1]
 
 
-def _api_resources(group_version: str) -> list[JsonObject]:
+@functools.cache
+def _served_resources(kubernetes_version: str) -> dict[str, tuple[str, ...]]:
+    """group/version -> the kinds a cluster on `kubernetes_version` serves through it (`v1` always)."""
+    served: dict[str, list[str]] = {"v1": []}
+    for kind in sorted(KINDS):
+        for group_version in served_api_versions(kind, kubernetes_version):
+            served.setdefault(group_version, []).append(kind)
+    return {group_version: tuple(kinds) for group_version, kinds in served.items()}
+
+
+def _api_resources(group_version: str, kinds: Collection[str]) -> list[JsonObject]:
     verbs = ["create", "delete", "get", "list", "patch", "update"]
     resources = [
         {
-            "name": plural,
+            "name": KINDS[kind][1],
             "singularName": kind.lower(),
-            "namespaced": namespaced,
+            "namespaced": KINDS[kind][2],
             "kind": kind,
             "verbs": verbs,
         }
-        for kind, (api_version, plural, namespaced) in sorted(KINDS.items())
-        if api_version == group_version
+        for kind in kinds
     ]
     if group_version == "v1":
         resources.append(

@@ -13,11 +13,14 @@ import builtins
 import copy
 import itertools
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from autopatch.fields import (
@@ -50,7 +53,168 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", True),
     "CronJob": ("batch/v1", "cronjobs", True),
     "Job": ("batch/v1", "jobs", True),
+    # Kinds of the removed-API table (scenarios/data/kubernetes_versions.json `removed_apis`) that a
+    # cluster on 1.23 or later can still hold under an older group/version. Each is stored under its
+    # current version; the server also serves it through the older ones the cluster's version has.
+    "Ingress": ("networking.k8s.io/v1", "ingresses", True),
+    "IngressClass": ("networking.k8s.io/v1", "ingressclasses", False),
+    "EndpointSlice": ("discovery.k8s.io/v1", "endpointslices", True),
+    "Event": ("events.k8s.io/v1", "events", True),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers", True),
+    "RuntimeClass": ("node.k8s.io/v1", "runtimeclasses", False),
+    # No replacement: served only while policy/v1beta1 is (until 1.25), then invisible.
+    "PodSecurityPolicy": ("policy/v1beta1", "podsecuritypolicies", False),
+    "FlowSchema": ("flowcontrol.apiserver.k8s.io/v1", "flowschemas", False),
+    "PriorityLevelConfiguration": ("flowcontrol.apiserver.k8s.io/v1", "prioritylevelconfigurations", False),
+    "CSIStorageCapacity": ("storage.k8s.io/v1", "csistoragecapacities", True),
+    "VolumeAttributesClass": ("storage.k8s.io/v1", "volumeattributesclasses", False),
+    "ValidatingAdmissionPolicy": ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies", False),
+    "ValidatingAdmissionPolicyBinding": (
+        "admissionregistration.k8s.io/v1",
+        "validatingadmissionpolicybindings",
+        False,
+    ),
+    "ResourceSlice": ("resource.k8s.io/v1", "resourceslices", False),
+    "ResourceClaim": ("resource.k8s.io/v1", "resourceclaims", True),
+    "ResourceClaimTemplate": ("resource.k8s.io/v1", "resourceclaimtemplates", True),
+    "DeviceClass": ("resource.k8s.io/v1", "deviceclasses", False),
 }
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+CLIENT_SIDE_APPLY_MANAGER = "kubectl-client-side-apply"
+KUBERNETES_VERSIONS_FILE = (
+    Path(__file__).resolve().parents[2] / "scenarios" / "data" / "kubernetes_versions.json"
+)
+
+
+# ---- served API versions ------------------------------------------------------------------------
+
+
+def minor_key(version: str) -> tuple[int, int]:
+    """`1.31` (or `v1.31.2`) -> (1, 31)."""
+    major, minor = version.removeprefix("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+@dataclass(frozen=True)
+class RemovedApi:
+    """One row of the removed-API table: `group_version` of `kind` is not served from `removed_in` on."""
+
+    group_version: str
+    kind: str
+    removed_in: str
+    replacement: str | None  # the group/version that replaces it (None: no replacement)
+    replacement_since: str | None  # the Kubernetes minor that first served the replacement, if known
+
+    @property
+    def plural(self) -> str:
+        return KINDS[self.kind][1] if self.kind in KINDS else self.kind.lower() + "s"
+
+
+@cache
+def _removed_api_rows() -> tuple[dict[str, Any], ...]:
+    raw = json.loads(KUBERNETES_VERSIONS_FILE.read_text(encoding="utf-8"))
+    return tuple(raw.get("removed_apis", []))
+
+
+@cache
+def introduced_in() -> dict[tuple[str, str], str]:
+    """(group/version, kind) -> the first Kubernetes minor serving it, as far as the table says: from
+    `replacement_available_since`, either a plain minor, per version (`1.26 (v1beta3); 1.23 (v1beta2)`)
+    or per kind (`1.19 (CSIDriver) / 1.17 (CSINode)`)."""
+    found: dict[tuple[str, str], str] = {}
+
+    def note(group_version: str, kind: str, minor: str) -> None:
+        key = (group_version, kind)
+        if key not in found or minor_key(minor) < minor_key(found[key]):
+            found[key] = minor
+
+    for entry in _removed_api_rows():
+        replacement = (entry.get("replacement") or "").split(" ")[0]
+        since = entry.get("replacement_available_since") or ""
+        kind = entry["kind"]
+        if not replacement:
+            continue
+        group = replacement.rpartition("/")[0]
+        if re.fullmatch(r"\d+\.\d+", since):
+            note(replacement, kind, since)
+            continue
+        for minor, what in re.findall(r"(\d+\.\d+) \((\w+)\)", since):
+            if what == kind:
+                note(replacement, kind, minor)
+            elif re.fullmatch(r"v\d+\w*", what):
+                note(f"{group}/{what}" if group else what, kind, minor)
+    return found
+
+
+@cache
+def removed_apis() -> tuple[RemovedApi, ...]:
+    """The removed-API table of scenarios/data/kubernetes_versions.json (the Kubernetes deprecation guide)."""
+    rows = []
+    for entry in _removed_api_rows():
+        replacement = (entry.get("replacement") or "").split(" ")[0] or None
+        rows.append(
+            RemovedApi(
+                group_version=entry["group_version"],
+                kind=entry["kind"],
+                removed_in=entry["removed_in"],
+                replacement=replacement,
+                replacement_since=introduced_in().get((replacement, entry["kind"])) if replacement else None,
+            )
+        )
+    return tuple(rows)
+
+
+def version_rank(group_version: str) -> tuple[int, int, int]:
+    """Kubernetes' version priority: GA before beta before alpha, higher numbers first (sort ascending)."""
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", group_version.rpartition("/")[2])
+    if match is None:
+        return (3, 0, 0)
+    level = {None: 0, "beta": 1, "alpha": 2}[match[2]]
+    return (level, -int(match[1]), -int(match[3] or 0))
+
+
+def known_api_versions(kind: str) -> list[str]:
+    """Every group/version `kind` has had: its current one, and the removed ones and replacements of the
+    table."""
+    versions = [KINDS[kind][0]]
+    versions += [row.group_version for row in removed_apis() if row.kind == kind]
+    versions += [group_version for group_version, of_kind in introduced_in() if of_kind == kind]
+    return sorted(set(versions), key=version_rank)
+
+
+@cache
+def served_api_versions(kind: str, kubernetes_version: str) -> list[str]:
+    """The group/versions through which a cluster on `kubernetes_version` serves `kind`, preferred first:
+    the kind's current version once it exists, and every older one of the table not yet removed.
+    Alpha versions are never served (EKS does not enable alpha APIs)."""
+    current = minor_key(kubernetes_version)
+    introduced = introduced_in()
+    removed = {row.group_version: row.removed_in for row in removed_apis() if row.kind == kind}
+    served = []
+    for group_version in known_api_versions(kind):
+        if "alpha" in group_version.rpartition("/")[2]:
+            continue
+        if group_version in removed and current >= minor_key(removed[group_version]):
+            continue
+        since = introduced.get((group_version, kind))
+        if since is not None and current < minor_key(since):
+            continue
+        served.append(group_version)
+    return served
+
+
+def removed_api(group_version: str, kind: str) -> RemovedApi | None:
+    return next((r for r in removed_apis() if (r.group_version, r.kind) == (group_version, kind)), None)
+
+
+@dataclass
+class ApiUsage:
+    """Requests one client made to one deprecated resource path (what EKS reads from the audit log)."""
+
+    user_agent: str
+    path: str  # /apis/batch/v1beta1/cronjobs
+    requests: int
+    last_request_time: datetime
 
 
 def _now() -> str:
@@ -101,6 +265,8 @@ class KubeStore:
         self._rv = itertools.count(1000)
         self._lock = threading.RLock()
         self.clock_now = _now  # the engine points this at the simulated clock
+        # (user agent, path) -> requests to a deprecated API seen in the audit log (upgrade insights)
+        self._api_usage: dict[tuple[str, str], ApiUsage] = {}
 
     # ---- basic CRUD -------------------------------------------------------------------------
     @staticmethod
@@ -119,7 +285,7 @@ class KubeStore:
         obj = copy.deepcopy(obj)
         kind = obj["kind"]
         api_version, _, namespaced = KINDS[kind]
-        obj.setdefault("apiVersion", api_version)
+        obj["apiVersion"] = api_version  # one stored version per kind, whatever version it came through
         meta = obj.setdefault("metadata", {})
         if not namespaced:
             meta.pop("namespace", None)
@@ -261,6 +427,69 @@ class KubeStore:
             obj["metadata"]["resourceVersion"] = str(next(self._rv))
             self._list_rv.pop(kind, None)
             return copy.deepcopy(obj)
+
+    # ---- API versions -------------------------------------------------------------------------
+    def served_api_versions(self, kind: str) -> builtins.list[str]:
+        """The group/versions the cluster's current Kubernetes version serves `kind` through."""
+        return served_api_versions(kind, self.kubernetes_version)
+
+    def apply_manifest(
+        self, manifest: dict[str, Any], manager: str = CLIENT_SIDE_APPLY_MANAGER
+    ) -> dict[str, Any]:
+        """`kubectl apply` (client-side) of a manifest: stored under the kind's current apiVersion, with
+        the manifest as given in the last-applied-configuration annotation. Raises ValueError for a
+        kind the store does not know or an apiVersion this cluster's version does not serve."""
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("metadata"), dict):
+            raise ValueError("a manifest is a mapping with kind, apiVersion and metadata")
+        kind, api_version = manifest.get("kind"), manifest.get("apiVersion")
+        if kind not in KINDS:
+            raise ValueError(
+                f"kind {kind!r} is not one the fake Kubernetes API holds; known: {sorted(KINDS)}"
+            )
+        if not manifest["metadata"].get("name"):
+            raise ValueError(f"{kind} manifest has no metadata.name")
+        served = self.served_api_versions(kind)
+        if api_version not in served:
+            raise ValueError(
+                f"{kind} {manifest['metadata']['name']}: Kubernetes {self.kubernetes_version} does not serve "
+                f"{api_version} (it serves {kind} through {', '.join(served) or 'no version'})"
+            )
+        obj = copy.deepcopy(manifest)
+        if KINDS[kind][2]:
+            obj["metadata"].setdefault("namespace", "default")
+        # kubectl stores the manifest as compact JSON with sorted keys and a final newline.
+        applied = json.dumps(manifest, sort_keys=True, separators=(",", ":")) + "\n"
+        obj["metadata"].setdefault("annotations", {})[LAST_APPLIED_ANNOTATION] = applied
+        return self.put(obj, manager)
+
+    @staticmethod
+    def last_applied_api_version(obj: dict[str, Any]) -> str | None:
+        """The apiVersion of the manifest `kubectl apply` last applied to `obj`, if any."""
+        text = (obj.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED_ANNOTATION)
+        if not text:
+            return None
+        try:
+            applied = json.loads(text)
+        except ValueError:
+            return None
+        return applied.get("apiVersion") if isinstance(applied, dict) else None
+
+    def record_api_usage(
+        self, user_agent: str, path: str, *, requests: int = 1, at: datetime | None = None
+    ) -> None:
+        """Count requests of a client to a deprecated API path, as the audit log would show them."""
+        when = at or datetime.strptime(self.clock_now(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        with self._lock:
+            seen = self._api_usage.get((user_agent, path))
+            if seen is None:
+                self._api_usage[(user_agent, path)] = ApiUsage(user_agent, path, requests, when)
+            else:
+                seen.requests += requests
+                seen.last_request_time = max(seen.last_request_time, when)
+
+    def api_usage(self) -> builtins.list[ApiUsage]:
+        with self._lock:
+            return [copy.copy(u) for _, u in sorted(self._api_usage.items())]
 
     # ---- field ownership --------------------------------------------------------------------
     def set_field(

@@ -432,3 +432,105 @@ def test_stop_leaves_no_listening_socket_or_thread(store: KubeStore) -> None:
     assert set(threading.enumerate()) <= threads_before
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+# ---- served API versions follow the cluster's Kubernetes version ------------------------------
+CRONJOB_V1BETA1 = {
+    "apiVersion": "batch/v1beta1",
+    "kind": "CronJob",
+    "metadata": {"name": "nightly", "namespace": "shop"},
+    "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}},
+}
+PSP = {
+    "apiVersion": "policy/v1beta1",
+    "kind": "PodSecurityPolicy",
+    "metadata": {"name": "restricted"},
+    "spec": {"privileged": False},
+}
+
+
+@pytest.fixture
+def old_cluster() -> Iterator[tuple[FakeKubeApiServer, KubeStore]]:
+    store = KubeStore(CLUSTER, "1.24")
+    store.apply_manifest(CRONJOB_V1BETA1)
+    store.apply_manifest(PSP)
+    with FakeKubeApiServer(
+        store,
+        cluster_name=CLUSTER,
+        credentials={LAMBDA_KEY: LAMBDA_SECRET, ADMIN_KEY: ADMIN_SECRET},
+        readonly_key_ids={LAMBDA_KEY},
+    ) as server:
+        yield server, store
+
+
+def test_the_official_dynamic_client_lists_cronjobs_through_batch_v1beta1_on_1_24(
+    old_cluster: tuple[FakeKubeApiServer, KubeStore], tmp_path: Any
+) -> None:
+    from kubernetes.dynamic import DynamicClient
+
+    server, store = old_cluster
+    with official_client(server, token(LAMBDA_KEY, LAMBDA_SECRET)) as api:
+        api.user_agent = "kubectl/v1.24.17 (linux/amd64)"
+        dynamic = DynamicClient(api, cache_file=str(tmp_path / "discovery.json"))
+        old = dynamic.resources.get(api_version="batch/v1beta1", kind="CronJob").get(namespace="shop")
+        new = dynamic.resources.get(api_version="batch/v1", kind="CronJob").get(namespace="shop")
+        one = dynamic.resources.get(api_version="batch/v1beta1", kind="CronJob").get(
+            name="nightly", namespace="shop"
+        )
+        policies = dynamic.resources.get(api_version="policy/v1beta1", kind="PodSecurityPolicy").get()
+
+    assert (old.kind, old.apiVersion, [c.metadata.name for c in old.items]) == (
+        "CronJobList",
+        "batch/v1beta1",
+        ["nightly"],
+    )
+    assert (new.apiVersion, [c.metadata.name for c in new.items]) == ("batch/v1", ["nightly"])
+    assert one.apiVersion == "batch/v1beta1" and one.spec.schedule == "0 3 * * *"
+    assert [p.metadata.name for p in policies.items] == ["restricted"]
+    # The audit log the upgrade insights read: who used the deprecated paths, how often.
+    usage = {(u.user_agent, u.path): u.requests for u in store.api_usage()}
+    assert usage[("kubectl/v1.24.17 (linux/amd64)", "/apis/batch/v1beta1/cronjobs")] == 2
+    assert ("kubectl/v1.24.17 (linux/amd64)", "/apis/batch/v1/cronjobs") not in usage
+
+
+def test_discovery_lists_the_removed_versions_a_cluster_still_serves(
+    old_cluster: tuple[FakeKubeApiServer, KubeStore],
+) -> None:
+    server, store = old_cluster
+
+    status, body = raw_get(server, "/apis")
+    groups = {g["name"]: g for g in json.loads(body)["groups"]}
+    assert status == 200
+    assert [v["groupVersion"] for v in groups["batch"]["versions"]] == ["batch/v1", "batch/v1beta1"]
+    assert groups["batch"]["preferredVersion"]["groupVersion"] == "batch/v1"
+    assert [v["version"] for v in groups["policy"]["versions"]] == ["v1", "v1beta1"]
+    status, body = raw_get(server, "/apis/policy/v1beta1")
+    assert {r["kind"] for r in json.loads(body)["resources"]} == {"PodDisruptionBudget", "PodSecurityPolicy"}
+
+    store.kubernetes_version = "1.25"  # what a control plane upgrade does
+
+    groups = {g["name"]: g for g in json.loads(raw_get(server, "/apis")[1])["groups"]}
+    assert [v["groupVersion"] for v in groups["batch"]["versions"]] == ["batch/v1"]
+    assert [v["groupVersion"] for v in groups["policy"]["versions"]] == ["policy/v1"]
+    assert raw_get(server, "/apis/batch/v1beta1")[0] == 404
+    assert raw_get(server, "/apis/policy/v1beta1")[0] == 404
+
+
+def test_after_the_upgrade_removed_versions_are_404_and_unserved_kinds_are_invisible(
+    old_cluster: tuple[FakeKubeApiServer, KubeStore],
+) -> None:
+    server, store = old_cluster
+    assert raw_get(server, "/apis/batch/v1beta1/namespaces/shop/cronjobs")[0] == 200
+
+    store.kubernetes_version = "1.25"
+
+    status, body = raw_get(server, "/apis/batch/v1beta1/namespaces/shop/cronjobs")
+    assert (status, json.loads(body)["reason"]) == (404, "NotFound")
+    assert raw_get(server, "/apis/batch/v1beta1/namespaces/shop/cronjobs/nightly")[0] == 404
+    assert raw_get(server, "/apis/policy/v1beta1/podsecuritypolicies")[0] == 404
+    status, body = raw_get(server, "/apis/batch/v1/namespaces/shop/cronjobs")
+    assert status == 200 and [c["metadata"]["name"] for c in json.loads(body)["items"]] == ["nightly"]
+    # Still in the store (etcd), only no API serves it any more.
+    assert store.get("PodSecurityPolicy", "", "restricted") is not None
+    with official_client(server, token(LAMBDA_KEY, LAMBDA_SECRET)) as api:
+        assert k8s.VersionApi(api).get_code().minor == "25"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rehearsal.kube.store import KubeStore, ListPage
+from rehearsal.kube.store import LAST_APPLIED_ANNOTATION, KubeStore, ListPage, served_api_versions
 
 
 def pod(
@@ -197,3 +197,73 @@ def test_paging_gives_what_filtering_everything_gave(seed: int) -> None:
                 if after is None:
                     break
             assert pages == reference_pages(store, "Pod", listed, wanted, limit)
+
+
+# ---- API versions: one stored version per kind, several served ---------------------------------
+def test_kubectl_apply_keeps_the_manifest_as_given_and_stores_the_current_version() -> None:
+    store = KubeStore("dev", "1.24")
+    manifest = {
+        "apiVersion": "policy/v1beta1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"minAvailable": 1},
+    }
+
+    stored = store.apply_manifest(manifest)
+
+    assert stored["apiVersion"] == "policy/v1"
+    assert stored["metadata"]["annotations"][LAST_APPLIED_ANNOTATION] == (
+        '{"apiVersion":"policy/v1beta1","kind":"PodDisruptionBudget",'
+        '"metadata":{"name":"web","namespace":"shop"},"spec":{"minAvailable":1}}\n'
+    )
+    assert [e["manager"] for e in stored["metadata"]["managedFields"]] == ["kubectl-client-side-apply"]
+    assert KubeStore.last_applied_api_version(stored) == "policy/v1beta1"
+
+
+def test_a_manifest_the_cluster_version_does_not_serve_is_refused() -> None:
+    store = KubeStore("dev", "1.25")
+    cronjob = {"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "nightly"}}
+
+    with pytest.raises(
+        ValueError,
+        match=r"Kubernetes 1.25 does not serve batch/v1beta1 \(it serves CronJob through batch/v1\)",
+    ):
+        store.apply_manifest(cronjob)
+    with pytest.raises(ValueError, match="PodSecurityPolicy through no version"):
+        store.apply_manifest(
+            {"apiVersion": "policy/v1beta1", "kind": "PodSecurityPolicy", "metadata": {"name": "p"}}
+        )
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "served"),
+    [
+        ("CronJob", "1.24", ["batch/v1", "batch/v1beta1"]),
+        ("CronJob", "1.25", ["batch/v1"]),
+        ("HorizontalPodAutoscaler", "1.25", ["autoscaling/v2", "autoscaling/v2beta2"]),
+        ("HorizontalPodAutoscaler", "1.26", ["autoscaling/v2"]),
+        ("PodSecurityPolicy", "1.24", ["policy/v1beta1"]),
+        ("PodSecurityPolicy", "1.25", []),
+        (
+            "FlowSchema",
+            "1.28",
+            ["flowcontrol.apiserver.k8s.io/v1beta3", "flowcontrol.apiserver.k8s.io/v1beta2"],
+        ),
+        ("FlowSchema", "1.29", ["flowcontrol.apiserver.k8s.io/v1", "flowcontrol.apiserver.k8s.io/v1beta3"]),
+        ("FlowSchema", "1.32", ["flowcontrol.apiserver.k8s.io/v1"]),
+        ("CSIStorageCapacity", "1.26", ["storage.k8s.io/v1", "storage.k8s.io/v1beta1"]),
+        ("CSIStorageCapacity", "1.27", ["storage.k8s.io/v1"]),
+        ("ValidatingAdmissionPolicy", "1.29", []),  # v1alpha1 only: alpha APIs are off on EKS
+        ("Pod", "1.31", ["v1"]),
+    ],
+)
+def test_served_versions_follow_the_removed_api_table(kind: str, version: str, served: list[str]) -> None:
+    assert served_api_versions(kind, version) == served
+
+
+def test_an_object_put_under_an_older_version_is_stored_under_the_current_one() -> None:
+    store = KubeStore("dev", "1.24")
+
+    store.put({"apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": "n", "namespace": "a"}})
+
+    assert (store.get("CronJob", "a", "n") or {})["apiVersion"] == "batch/v1"
