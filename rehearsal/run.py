@@ -128,14 +128,26 @@ class Rehearsal:
         return result
 
     def _seed_cluster(self, simulator: Any, store: Any, seed: Any, endpoint: str) -> None:
+        from rehearsal.eks.simulator import ClusterSubnet
+
+        region = seed.region or self.scenario.region
+        cluster_subnets = [
+            ClusterSubnet(subnet_id, zone, free_ips)
+            for subnet_id, zone, free_ips in self._cluster_subnets(seed.name, region, seed.subnets)
+        ]
         simulator.add_cluster(
             seed.name,
             account_id=seed.accountId or self.scenario.accountId,
-            region=seed.region or self.scenario.region,
+            region=region,
             version=seed.version,
             store=store,
             endpoint=endpoint,
+            support_type=seed.supportType,
+            subnets=cluster_subnets,
+            vpc_id=self._vpcs[seed.name][0],
+            enforce_upgrade_insights=seed.enforceUpgradeInsights,
         )
+        kubelet = f"v{seed.nodesVersion or seed.version}.0-eks"
         for index in range(seed.nodes):
             store.put(
                 {
@@ -147,11 +159,18 @@ class Rehearsal:
                     },
                     "status": {
                         "conditions": [{"type": "Ready", "status": "True"}],
-                        "nodeInfo": {"kubeletVersion": f"v{seed.version}.0-eks"},
+                        "nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": kubelet},
                     },
                 },
                 manager="kubelet",
             )
+        for index, manifest in enumerate(seed.objects):
+            try:
+                store.apply_manifest(manifest)
+            except ValueError as exc:
+                raise ValueError(f"{seed.name}: objects.{index}: {exc}") from None
+        for usage in seed.apiUsage:
+            store.record_api_usage(usage.userAgent, usage.path, requests=usage.requests, at=self.scenario.now)
         for addon in seed.addons:
             simulator.install_addon(
                 seed.name,
@@ -172,7 +191,6 @@ class Rehearsal:
                         raise ValueError(f"{seed.name}: {edit.object} {edit.path} does not contain {old!r}")
                     value = current.replace(old, new, 1)
                 simulator.customer_edit(seed.name, kind, namespace, name, path, value, manager=edit.manager)
-        region = seed.region or self.scenario.region
         for group in seed.nodegroups:
             simulator.add_nodegroup(
                 seed.name,
@@ -204,9 +222,29 @@ class Rehearsal:
 
             self.clock.call_later(offset_seconds(change.at), change_pod)
         for fault in seed.faults:
+            if fault.controlPlane:
+                simulator.inject_control_plane_fault(
+                    seed.name, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
+                )
+                continue
             simulator.inject_fault(
-                seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon"})
+                seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
             )
+
+    def _cluster_subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str, int]]:
+        """The cluster's own subnets in moto, with exactly `freeIps` free addresses: the block is
+        rounded up as for node group subnets, then network interfaces take the addresses above it."""
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name=region)
+        found = []
+        for seed, (subnet_id, zone) in zip(seeds, self._subnets(cluster, region, seeds), strict=True):
+            available = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
+            for _ in range(max(0, int(available) - seed.freeIps)):
+                ec2.create_network_interface(SubnetId=subnet_id, Description=f"taken address ({cluster})")
+            free = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
+            found.append((subnet_id, zone, int(free)))
+        return found
 
     def _subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str]]:
         """Real (moto) subnets, sized for the free IPs the scenario asks for: the preflight reads them."""

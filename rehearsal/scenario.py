@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 import yaml
 from autopatch.policy import FleetPolicy, parse_policy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rehearsal.kube.store import KINDS, served_api_versions
 
 _OFFSET = re.compile(r"^\+?\s*(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -55,12 +57,43 @@ class AddonSeed(_Strict):
 
 
 class Fault(_Strict):
-    addon: str
+    """How a later update misbehaves: of an add-on (`addon`), or of the control plane (`controlPlane: true`,
+    UpdateClusterVersion; `update_fails` and `update_duration` only)."""
+
+    addon: str | None = None
+    controlPlane: bool = False
     type: Literal["update_fails", "pods_never_ready", "update_duration"]
     toVersion: str | None = None
     errorCode: str | None = None
     message: str | None = None
-    seconds: int | None = None
+    seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> Fault:
+        if self.controlPlane and self.addon is not None:
+            raise ValueError("a fault names either addon or controlPlane: true, not both")
+        if not self.controlPlane and self.addon is None:
+            raise ValueError(
+                "an add-on fault needs addon (or set controlPlane: true for a cluster version update)"
+            )
+        if self.controlPlane and self.type == "pods_never_ready":
+            raise ValueError("a controlPlane fault is update_fails or update_duration")
+        if self.controlPlane and self.type == "update_duration" and self.seconds is None:
+            raise ValueError("a controlPlane update_duration fault needs seconds")
+        return self
+
+
+class ClusterSubnetSeed(_Strict):
+    az: str
+    freeIps: int = Field(default=250, ge=0, le=65000)  # exact: addresses are taken to leave this many
+
+
+class ApiUsageSeed(_Strict):
+    """Requests to a deprecated API seen in the cluster's audit log (read by the upgrade insights)."""
+
+    userAgent: str
+    path: str = Field(pattern=r"^/apis/[a-z0-9.-]+/v[0-9a-z]+/[a-z]+$")  # /apis/batch/v1beta1/cronjobs
+    requests: int = Field(default=1, ge=1)
 
 
 class SubnetSeed(_Strict):
@@ -111,6 +144,44 @@ class ClusterSeed(_Strict):
     workloads: list[WorkloadSeed] = Field(default_factory=list)
     podChanges: list[PodChange] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    # the control plane and what its upgrade looks at
+    supportType: Literal["STANDARD", "EXTENDED"] = "EXTENDED"
+    subnets: list[ClusterSubnetSeed] = Field(
+        default_factory=lambda: [ClusterSubnetSeed(az="a"), ClusterSubnetSeed(az="b")]
+    )
+    enforceUpgradeInsights: bool | None = None  # None: the simulator's default (not enforced)
+    nodesVersion: str | None = Field(default=None, pattern=r"^\d+\.\d+$")  # kubelet of `nodes`
+    objects: list[dict[str, Any]] = Field(default_factory=list)  # manifests applied with kubectl apply
+    apiUsage: list[ApiUsageSeed] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _minor(cls, version: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+", version):
+            raise ValueError(f"{version!r} is not a Kubernetes minor version like '1.31'")
+        return version
+
+    @model_validator(mode="after")
+    def _served_objects(self) -> ClusterSeed:
+        for index, manifest in enumerate(self.objects):
+            kind, api_version = manifest.get("kind"), manifest.get("apiVersion")
+            name = (manifest.get("metadata") or {}).get("name")
+            where = f"objects.{index}"
+            if kind not in KINDS:
+                raise ValueError(f"{where}: kind {kind!r} is not one the fake Kubernetes API holds")
+            if not name:
+                raise ValueError(f"{where}: metadata.name is required")
+            served = served_api_versions(str(kind), self.version)
+            if api_version not in served:
+                raise ValueError(
+                    f"{where}: Kubernetes {self.version} does not serve {kind} as {api_version!r} "
+                    f"(it serves {', '.join(served) or 'no version of it'})"
+                )
+        if self.nodesVersion is not None and tuple(map(int, self.nodesVersion.split("."))) > tuple(
+            map(int, self.version.split("."))
+        ):
+            raise ValueError("nodesVersion cannot be newer than the cluster's version")
+        return self
 
 
 class InjectedEvent(_Strict):

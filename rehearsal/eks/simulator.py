@@ -3,7 +3,8 @@
 The product's Lambdas call EKS through botocore; the rehearsal routes those calls to
 `EksSimulator.call(operation, params)`, which takes botocore operation names and parameters and
 returns botocore-style parsed responses. Behaviour follows FIDELITY.md §1 (UpdateNodegroupVersion),
-§2 (UpdateAddon) and §4 (DescribeUpdate). Where AWS does not document the behaviour, the choice made
+§2 (UpdateAddon), §3 (UpdateClusterVersion, upgrade insights, DescribeClusterVersions) and §4
+(DescribeUpdate). Where AWS does not document the behaviour, the choice made
 here is marked [INF]. The node group model and the roll of an update are in `nodegroups.py`.
 
 Time is simulated: an update finishes at `created_at + duration` on the rehearsal clock, and is
@@ -42,9 +43,11 @@ from rehearsal.eks.catalog import (
     default_ami_releases,
     derived_ami_id,
     minor_key,
+    release_kubelet,
     release_minor,
     release_order,
 )
+from rehearsal.eks.insights import ClusterFacts, upgrade_insights
 from rehearsal.eks.manifests import (
     ADDON_WORKLOADS,
     EKS_FIELD_MANAGER,
@@ -61,6 +64,7 @@ from rehearsal.eks.nodegroups import (
     NodegroupUpdate,
     NodegroupWorld,
 )
+from rehearsal.eks.versions import cluster_versions, is_released, kubernetes_versions, version_entry
 from rehearsal.kube.store import KINDS, KubeStore, ObjectKey
 
 
@@ -101,6 +105,10 @@ def _not_found(message: str) -> EksApiError:
 
 def _in_use(message: str) -> EksApiError:
     return EksApiError("ResourceInUseException", message, 409)
+
+
+def _invalid_state(message: str) -> EksApiError:
+    return EksApiError("InvalidStateException", message, 400)
 
 
 # Simulated time an add-on update takes unless a scenario sets `update_duration`. AWS states no
@@ -152,6 +160,38 @@ ONLY_LATEST_RELEASE_MESSAGE = (  # [OBS] 1.13
     "Requested Nodegroup release version {release} is invalid. Allowed release version is {latest}"
 )
 KUBERNETES_VERSION_PATTERN = re.compile(r"^\d+\.\d+$")
+# ---- control plane (FIDELITY §3) ----------------------------------------------------------------
+# FIDELITY 3.10: one observed 1.30 -> 1.31 update took about 10 minutes; AWS states no figure.
+CLUSTER_UPDATE_SECONDS = 600
+CONTROL_PLANE_FAULT_TYPES = ("update_fails", "update_duration")
+# FIDELITY 3.12: the update needs up to five free IP addresses in the cluster's subnets. Whether each
+# subnet or all of them together must hold them is UNKNOWN (3.13): all of them together is used.
+CLUSTER_UPDATE_FREE_IPS = 5
+UPGRADE_PLATFORM_VERSION = "eks.1"  # FIDELITY 3.3
+# [INF] 3.6-3.8 state the rules (one minor at a time, no downgrade); no refusal text is documented.
+UNSUPPORTED_VERSION_UPDATE_MESSAGE = "Unsupported Kubernetes minor version update from {current} to {target}"
+NODEGROUPS_MUST_MATCH_MESSAGE = (  # [OBS] 3.17
+    "Nodegroups {names} must be updated to match cluster version {version} before updating cluster version"
+)
+UPGRADE_READINESS_MESSAGE = (  # [OBS] 3.19
+    "Upgrade readiness issues detected. Call the EKS ListInsights API to view upgrade blocking issues "
+    "detected by EKS. Pass the force flag to override upgrade readiness errors and proceed with upgrade."
+)
+CLUSTER_BUSY_MESSAGE = (  # [OBS] 1.21/1.22
+    "Cannot {update_type} because cluster {cluster} currently has update {update_id} in progress"
+)
+INSIGHT_CATEGORIES = ("UPGRADE_READINESS", "MISCONFIGURATION", "ROLLBACK_READINESS")
+INSIGHT_STATUSES = ("PASSING", "WARNING", "ERROR", "UNKNOWN")
+INSIGHT_SUMMARY_KEYS = (
+    "id",
+    "name",
+    "category",
+    "kubernetesVersion",
+    "lastRefreshTime",
+    "lastTransitionTime",
+    "description",
+    "insightStatus",
+)
 UPDATE_CONFIG_KEYS = ("maxUnavailable", "maxUnavailablePercentage", "updateStrategy")
 # UpdateNodegroupConfig changes the simulator does not model; asking for one is said loudly.
 UNMODELLED_NODEGROUP_CONFIG = ("labels", "taints", "scalingConfig", "nodeRepairConfig", "warmPoolConfig")
@@ -204,6 +244,43 @@ class _AddonUpdate:
         }
 
 
+@dataclass(frozen=True)
+class ClusterSubnet:
+    """A subnet given to the cluster at creation (`resourcesVpcConfig.subnetIds`) and its free IPs."""
+
+    subnet_id: str
+    availability_zone: str
+    free_ips: int
+
+
+@dataclass
+class _ClusterUpdate:
+    """An UpdateClusterVersion in progress or done (FIDELITY 3.3/3.4/3.11)."""
+
+    id: str
+    cluster: str
+    created_at: datetime
+    finishes_at: datetime
+    from_version: str
+    target_version: str
+    planned_failure: dict[str, Any] | None
+    status: str = "InProgress"
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "type": "VersionUpdate",
+            "params": [
+                {"type": "Version", "value": self.target_version},
+                {"type": "PlatformVersion", "value": UPGRADE_PLATFORM_VERSION},
+            ],
+            "createdAt": self.created_at,
+            "errors": copy.deepcopy(self.errors),
+        }
+
+
 @dataclass
 class _Addon:
     name: str
@@ -239,6 +316,17 @@ class _Cluster:
     updates: list[_AddonUpdate] = field(default_factory=list)
     faults: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     update_seconds: dict[str, int] = field(default_factory=dict)
+    subnets: list[ClusterSubnet] = field(default_factory=list)
+    vpc_id: str = ""
+    security_group_ids: list[str] = field(default_factory=list)
+    cluster_security_group_id: str = ""
+    enforce_upgrade_insights: bool | None = None  # None: the simulator's setting
+    cluster_updates: list[_ClusterUpdate] = field(default_factory=list)
+    control_plane_faults: list[dict[str, Any]] = field(default_factory=list)
+    control_plane_update_seconds: int = CLUSTER_UPDATE_SECONDS
+
+    def running_cluster_update(self) -> _ClusterUpdate | None:
+        return next((u for u in self.cluster_updates if u.status == "InProgress"), None)
 
     @property
     def info(self) -> ClusterInfo:
@@ -269,6 +357,9 @@ class EksSimulator:
         self.customer_edits: list[CustomerEdit] = []
         self._clusters: dict[str, _Cluster] = {}
         self._updates: dict[str, _AddonUpdate] = {}
+        self._cluster_updates: dict[str, _ClusterUpdate] = {}
+        # insight id -> (status, when it took that status): lastTransitionTime
+        self._insight_transitions: dict[str, tuple[str, datetime]] = {}
         self._idempotency: dict[tuple[str, str, str], tuple[str, str]] = {}
         # Lambdas of several executions may call at once; every state change happens under this lock.
         self._lock = threading.RLock()
@@ -281,6 +372,11 @@ class EksSimulator:
         self.nodegroup_only_latest_release = False
         # Ids of new node group updates. A test may fix them: a roll's random choices follow the id.
         self.new_update_id: Callable[[], str] = lambda: str(uuid.uuid4())
+        # FIDELITY 3.19-3.22: whether UpdateClusterVersion refuses to start while an upgrade insight for
+        # the target version is ERROR (unless `force`) is UNKNOWN today: enforcement launched on
+        # 2025-03-27 and was rolled back the next day. False: insights inform only. A cluster's own
+        # setting (add_cluster's `enforce_upgrade_insights`) wins over this one.
+        self.enforce_upgrade_insights = False
 
     # ==== setup API (scenario loader) ==========================================================
 
@@ -298,11 +394,24 @@ class EksSimulator:
         tags: dict[str, str] | None = None,
         node_count: int = 3,
         support_type: str = "EXTENDED",
+        subnets: list[ClusterSubnet] | None = None,
+        vpc_id: str | None = None,
+        security_group_ids: list[str] | None = None,
+        enforce_upgrade_insights: bool | None = None,
     ) -> None:
-        """`node_count` sizes DaemonSets while the store holds no Node objects."""
+        """`node_count` sizes DaemonSets while the store holds no Node objects. `subnets` are the
+        cluster's own subnets (default: two made-up ones in zones a and b with 251 free IPs each)."""
         with self._lock:
             if name in self._clusters:
                 raise ValueError(f"cluster {name!r} already exists")
+            if support_type not in ("STANDARD", "EXTENDED"):
+                raise ValueError("support_type must be STANDARD or EXTENDED")
+            digest = derived_ami_id(f"{account_id}/{region}/{name}")[4:]
+            if subnets is None:
+                subnets = [
+                    ClusterSubnet(f"subnet-0{digest[:15]}{zone}", f"{region}{zone}", 251)
+                    for zone in ("a", "b")
+                ]
             self._clusters[name] = _Cluster(
                 name=name,
                 account_id=account_id,
@@ -316,6 +425,11 @@ class EksSimulator:
                 created_at=self.clock.now(),
                 node_count=node_count,
                 support_type=support_type,
+                subnets=list(subnets),
+                vpc_id=vpc_id or f"vpc-0{digest[:16]}",
+                security_group_ids=list(security_group_ids or []),
+                cluster_security_group_id=f"sg-0{digest[1:17]}",
+                enforce_upgrade_insights=enforce_upgrade_insights,
             )
 
     def install_addon(
@@ -427,6 +541,29 @@ class EksSimulator:
             if fault_type == "pods_never_ready" and "toVersion" not in fault:
                 raise ValueError("a pods_never_ready fault needs toVersion")
             state.faults.setdefault(addon, []).append(dict(fault))
+
+    def inject_control_plane_fault(self, cluster: str, fault: dict[str, Any]) -> None:
+        """Make a later UpdateClusterVersion misbehave (CONTROL_PLANE_FAULT_TYPES).
+
+        - update_fails: the next version update (to `toVersion`, if given) ends Failed with `errorCode`
+          (default Unknown) and `message`; the cluster stays on its version and returns to ACTIVE (3.11).
+        - update_duration: every later version update takes `seconds` of simulated time (default 600).
+        """
+        with self._lock:
+            state = self._setup_cluster(cluster)
+            fault_type = fault.get("type")
+            if fault_type not in CONTROL_PLANE_FAULT_TYPES:
+                raise ValueError(
+                    f"unknown control plane fault type {fault_type!r}; "
+                    f"expected one of {CONTROL_PLANE_FAULT_TYPES}"
+                )
+            if fault_type == "update_duration":
+                seconds = fault.get("seconds")
+                if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+                    raise ValueError("an update_duration fault needs seconds (an integer >= 0)")
+                state.control_plane_update_seconds = seconds
+                return
+            state.control_plane_faults.append(dict(fault))
 
     def resync_addon_pods(self, cluster: str) -> None:
         """Re-run the DaemonSet/Deployment 'controllers' after Nodes were added or removed."""
@@ -687,13 +824,41 @@ class EksSimulator:
                 "pendingFaults": copy.deepcopy(group.faults),
             }
 
+    def cluster_state(self, cluster: str) -> dict[str, Any]:
+        """The control plane as the simulator holds it: for tests and the report."""
+        with self._lock:
+            self.finish_due_updates()
+            state = self._setup_cluster(cluster)
+            return {
+                "name": state.name,
+                "status": state.status,
+                "version": state.version,
+                "platformVersion": state.platform_version,
+                "kubernetesVersionServed": state.store.kubernetes_version,
+                "supportType": state.support_type,
+                "subnets": [
+                    {"subnetId": s.subnet_id, "availabilityZone": s.availability_zone, "freeIps": s.free_ips}
+                    for s in state.subnets
+                ],
+                "enforceUpgradeInsights": self._enforces_insights(state),
+                "updates": [u.to_api() for u in state.cluster_updates],
+                "pendingFaults": copy.deepcopy(state.control_plane_faults),
+            }
+
     def finish_due_updates(self) -> None:
-        """Finalise every add-on update whose simulated end time has passed and run every node group
-        event that is due, all in the order of their simulated times."""
+        """Finalise every add-on and cluster update whose simulated end time has passed and run every
+        node group event that is due, all in the order of their simulated times."""
         with self._lock:
             now = self.clock.now()
-            due = sorted(
-                (u for u in self._updates.values() if u.status == "InProgress" and u.finishes_at <= now),
+            due: list[_AddonUpdate | _ClusterUpdate] = sorted(
+                [
+                    *(u for u in self._updates.values() if u.status == "InProgress" and u.finishes_at <= now),
+                    *(
+                        u
+                        for u in self._cluster_updates.values()
+                        if u.status == "InProgress" and u.finishes_at <= now
+                    ),
+                ],
                 key=lambda u: u.finishes_at,
             )
             while True:
@@ -705,7 +870,11 @@ class EksSimulator:
                 ):
                     self._nodegroups.run_next()
                 elif due:
-                    self._finish_update(due.pop(0))
+                    update = due.pop(0)
+                    if isinstance(update, _ClusterUpdate):
+                        self._finish_cluster_update(update)
+                    else:
+                        self._finish_update(update)
                 else:
                     return
 
@@ -726,6 +895,10 @@ class EksSimulator:
             "UpdateNodegroupConfig": self._update_nodegroup_config,
             "DescribeUpdate": self._describe_update,
             "ListUpdates": self._list_updates,
+            "UpdateClusterVersion": self._update_cluster_version,
+            "DescribeClusterVersions": self._describe_cluster_versions,
+            "ListInsights": self._list_insights,
+            "DescribeInsight": self._describe_insight,
         }.get(operation)
         if handler is None:
             # Said loudly, as an API error the caller sees, never answered with made-up data.
@@ -752,6 +925,16 @@ class EksSimulator:
                 "certificateAuthority": {"data": state.ca_data or PLACEHOLDER_CA},
                 "platformVersion": state.platform_version,
                 "status": state.status,
+                "resourcesVpcConfig": {
+                    "subnetIds": [subnet.subnet_id for subnet in state.subnets],
+                    "securityGroupIds": list(state.security_group_ids),
+                    "clusterSecurityGroupId": state.cluster_security_group_id,
+                    "vpcId": state.vpc_id,
+                    # EKS's defaults for a new cluster: public endpoint only, open to all.
+                    "endpointPublicAccess": True,
+                    "endpointPrivateAccess": False,
+                    "publicAccessCidrs": ["0.0.0.0/0"],
+                },
                 "health": {"issues": []},
                 "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"},
                 "upgradePolicy": {"supportType": state.support_type},
@@ -846,6 +1029,14 @@ class EksSimulator:
             and params.get("addonName") is None
         ):
             return {"update": nodegroup_update.to_api()}
+        cluster_update = self._cluster_updates.get(update_id)
+        if (
+            cluster_update is not None
+            and cluster_update.cluster == state.name
+            and not params.get("addonName")
+            and not params.get("nodegroupName")
+        ):
+            return {"update": cluster_update.to_api()}
         raise _not_found(f"No update found for ID: {update_id}")
 
     def _list_updates(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -854,11 +1045,14 @@ class EksSimulator:
         nodegroup_name = params.get("nodegroupName")
         if addon_name is not None:
             self._addon(state, addon_name)
-        # Cluster updates are not simulated, so the cluster's own listing is empty. The order of the
-        # list is UNKNOWN (FIDELITY 4.13): creation order is used.
-        ids = [u.id for u in state.updates if addon_name is not None and u.addon == addon_name]
-        if nodegroup_name:
+        # Without addonName or nodegroupName: the cluster's own updates. The order of the list is
+        # UNKNOWN (FIDELITY 4.13): creation order is used.
+        if addon_name is not None:
+            ids = [u.id for u in state.updates if u.addon == addon_name]
+        elif nodegroup_name:
             ids = [u.id for u in self._nodegroup(state, nodegroup_name).updates]
+        else:
+            ids = [u.id for u in state.cluster_updates]
         page, next_token = _page(ids, params, "ListUpdates")
         return _with_token({"updateIds": page}, next_token)
 
@@ -875,7 +1069,7 @@ class EksSimulator:
         nodegroup = self._nodegroup(state, _required(params, "nodegroupName"))
         return {"nodegroup": nodegroup.to_api()}
 
-    def _nodegroup_update_request(self, params: dict[str, Any]) -> tuple[Any, Any, Any]:
+    def _nodegroup_update_request(self, params: dict[str, Any], update_type: str) -> tuple[Any, Any, Any]:
         """The cluster and node group an update names, and the update a repeated token already
         started (None for a new request, which must then find the node group free)."""
         state = self._cluster(_required(params, "clusterName"))
@@ -883,6 +1077,7 @@ class EksSimulator:
         token = params.get("clientRequestToken")
         repeated = self._repeated_nodegroup_request(nodegroup, token, params) if token else None
         if repeated is None:
+            self._check_no_cluster_update(state, update_type)
             self._check_nodegroup_updatable(nodegroup)
         return state, nodegroup, repeated
 
@@ -897,7 +1092,7 @@ class EksSimulator:
             )
 
     def _update_nodegroup_version(self, params: dict[str, Any]) -> dict[str, Any]:
-        state, nodegroup, repeated = self._nodegroup_update_request(params)
+        state, nodegroup, repeated = self._nodegroup_update_request(params, "VersionUpdate")
         if repeated is not None:
             return {"update": repeated.to_api()}
         force = params.get("force", False)
@@ -1033,7 +1228,7 @@ class EksSimulator:
         return str(requested.get("version") or template["version"])
 
     def _update_nodegroup_config(self, params: dict[str, Any]) -> dict[str, Any]:
-        state, nodegroup, repeated = self._nodegroup_update_request(params)
+        state, nodegroup, repeated = self._nodegroup_update_request(params, "ConfigUpdate")
         if repeated is not None:
             return {"update": repeated.to_api()}
         unmodelled = [key for key in UNMODELLED_NODEGROUP_CONFIG if params.get(key) is not None]
@@ -1088,6 +1283,220 @@ class EksSimulator:
         if nodegroup.status != "ACTIVE" or nodegroup.running_update() is not None:
             raise _in_use(NODEGROUP_IN_USE_MESSAGE)
 
+    # ---- the control plane: UpdateClusterVersion (FIDELITY §3) ------------------------------------
+
+    def _update_cluster_version(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "name"))
+        target = _required(params, "version")
+        token = params.get("clientRequestToken")
+        if token:
+            seen = self._idempotency.get((state.name, "cluster", token))
+            if seen is not None:
+                fingerprint, update_id = seen
+                if fingerprint != _fingerprint(params):
+                    # [INF] as for UpdateAddon: the API model declares no dedicated error.
+                    raise _invalid_parameter(
+                        f"Client request token {token} was already used with different parameters"
+                    )
+                return {"update": self._cluster_updates[update_id].to_api()}
+        force = params.get("force", False)
+        if not isinstance(force, bool):
+            raise _invalid_parameter("force must be a boolean")
+        if params.get("rollbackConfig") is not None:
+            # FIDELITY 7.1: rollback semantics are UNKNOWN outside Auto Mode; not modelled.
+            raise EksApiError("UnsupportedOperation", "the EKS simulator does not model rollbackConfig", 501)
+        self._check_cluster_free(state, "VersionUpdate")
+        self._check_version_step(state, target)
+        lagging = sorted(
+            group.name
+            for (cluster, _), group in self._nodegroups.nodegroups.items()
+            if cluster == state.name and group.version != state.version
+        )
+        if lagging:
+            # FIDELITY 3.15/3.17/3.18: a node group behind or ahead of the control plane blocks it.
+            raise _invalid_parameter(
+                NODEGROUPS_MUST_MATCH_MESSAGE.format(names=", ".join(lagging), version=state.version)
+            )
+        if self._enforces_insights(state) and not force:
+            blocking = [
+                i
+                for i in self._insights(state)
+                if i["kubernetesVersion"] == target
+                and i["category"] == "UPGRADE_READINESS"
+                and i["insightStatus"]["status"] == "ERROR"
+            ]
+            if blocking:
+                raise _invalid_state(UPGRADE_READINESS_MESSAGE)
+        now = self.clock.now()
+        update = _ClusterUpdate(
+            id=str(uuid.uuid4()),
+            cluster=state.name,
+            created_at=now,
+            finishes_at=now + timedelta(seconds=state.control_plane_update_seconds),
+            from_version=state.version,
+            target_version=target,
+            planned_failure=self._planned_cluster_failure(state, target),
+        )
+        state.cluster_updates.append(update)
+        self._cluster_updates[update.id] = update
+        state.status = "UPDATING"  # FIDELITY 3.4
+        if token:
+            self._idempotency[(state.name, "cluster", token)] = (_fingerprint(params), update.id)
+        return {"update": update.to_api()}
+
+    def _check_version_step(self, state: _Cluster, target: str) -> None:
+        """FIDELITY 3.6-3.8: exactly one minor version up, to a version EKS offers now."""
+        message = UNSUPPORTED_VERSION_UPDATE_MESSAGE.format(current=state.version, target=target)
+        if not KUBERNETES_VERSION_PATTERN.match(target):
+            raise _invalid_parameter(message)
+        major, minor = minor_key(state.version)
+        if minor_key(target) != (major, minor + 1):
+            raise _invalid_parameter(message)
+        entry = version_entry(target)
+        if entry is None or not is_released(entry, self.clock.now()):
+            raise _invalid_parameter(message)  # [INF] a version EKS does not offer yet
+
+    def _check_cluster_free(self, state: _Cluster, update_type: str) -> None:
+        """One update at a time on a cluster ([INF] for add-on and node group updates running while a
+        version update is asked for: FIDELITY 1.21/1.22 show the message, not what it covers)."""
+        running: Any = state.running_cluster_update()
+        if running is None:
+            running = next(
+                (u for u in state.updates if u.status == "InProgress"),
+                None,
+            )
+        if running is None:
+            running = next(
+                (
+                    group.running_update()
+                    for (cluster, _), group in sorted(self._nodegroups.nodegroups.items())
+                    if cluster == state.name and group.running_update() is not None
+                ),
+                None,
+            )
+        if running is not None:
+            raise _in_use(
+                CLUSTER_BUSY_MESSAGE.format(update_type=update_type, cluster=state.name, update_id=running.id)
+            )
+
+    def _check_no_cluster_update(self, state: _Cluster, update_type: str) -> None:
+        """[INF] No add-on or node group update starts while the control plane is being upgraded (the
+        message of FIDELITY 1.21/1.22)."""
+        running = state.running_cluster_update()
+        if running is not None:
+            raise _in_use(
+                CLUSTER_BUSY_MESSAGE.format(update_type=update_type, cluster=state.name, update_id=running.id)
+            )
+
+    def _planned_cluster_failure(self, state: _Cluster, target: str) -> dict[str, Any] | None:
+        """How the update will fail, if it will: an injected fault, or too few free IPs (3.12)."""
+        for fault in state.control_plane_faults:
+            if fault["type"] == "update_fails" and fault.get("toVersion") in (None, target):
+                state.control_plane_faults.remove(fault)
+                return {
+                    "errorCode": fault.get("errorCode") or "Unknown",
+                    "errorMessage": fault.get("message") or "The cluster version update failed.",
+                    "resourceIds": list(fault.get("resourceIds") or []),
+                }
+        free = sum(subnet.free_ips for subnet in state.subnets)
+        if free < CLUSTER_UPDATE_FREE_IPS:
+            # [INF] error code (4.8 lists IpNotAvailable for cluster updates) and wording.
+            subnet_ids = [subnet.subnet_id for subnet in state.subnets]
+            return {
+                "errorCode": "IpNotAvailable",
+                "errorMessage": f"The cluster's subnets {', '.join(subnet_ids)} have {free} free IP "
+                f"addresses; updating the control plane needs up to {CLUSTER_UPDATE_FREE_IPS}.",
+                "resourceIds": subnet_ids,
+            }
+        return None
+
+    def _finish_cluster_update(self, update: _ClusterUpdate) -> None:
+        state = self._clusters[update.cluster]
+        state.status = "ACTIVE"  # FIDELITY 3.4: back to ACTIVE whether it failed or succeeded
+        if update.planned_failure is not None:
+            # FIDELITY 3.11: a failed upgrade leaves the control plane on its prior version.
+            update.status = "Failed"
+            update.errors = [dict(update.planned_failure)]
+            return
+        state.version = update.target_version
+        state.platform_version = UPGRADE_PLATFORM_VERSION
+        state.store.kubernetes_version = update.target_version  # /version, discovery and served APIs follow
+        update.status = "Successful"
+
+    def _enforces_insights(self, state: _Cluster) -> bool:
+        if state.enforce_upgrade_insights is not None:
+            return state.enforce_upgrade_insights
+        return self.enforce_upgrade_insights
+
+    # ---- upgrade insights and the version calendar ----------------------------------------------
+
+    def _insights(self, state: _Cluster) -> list[dict[str, Any]]:
+        """The cluster's insights as of now. Real EKS refreshes them every 24 hours (FIDELITY 3.25); the
+        simulator computes them whenever they are asked for."""
+        now = self.clock.now()
+        facts = ClusterFacts(
+            name=state.name,
+            arn=state.arn,
+            version=state.version,
+            store=state.store,
+            addons={name: (addon.version, addon.arn) for name, addon in state.addons.items()},
+            catalog=self.catalog,
+            known_versions=tuple(v.version for v in kubernetes_versions()),
+            now=now,
+        )
+        insights = []
+        for insight in upgrade_insights(facts):
+            status = insight["insightStatus"]["status"]
+            seen = self._insight_transitions.get(insight["id"])
+            if seen is None or seen[0] != status:
+                seen = (status, now)
+                self._insight_transitions[insight["id"]] = seen
+            insights.append({**insight, "lastRefreshTime": now, "lastTransitionTime": seen[1]})
+        return insights
+
+    def _list_insights(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        wanted = params.get("filter") or {}
+        for key, allowed in (("categories", INSIGHT_CATEGORIES), ("statuses", INSIGHT_STATUSES)):
+            unknown = [value for value in wanted.get(key) or [] if value not in allowed]
+            if unknown:
+                raise _invalid_parameter(f"{key} must be among {', '.join(allowed)}")  # [INF] wording
+        summaries = [
+            {key: copy.deepcopy(insight[key]) for key in INSIGHT_SUMMARY_KEYS}
+            for insight in self._insights(state)
+            if _matches_filter(wanted.get("categories"), insight["category"])
+            and _matches_filter(wanted.get("kubernetesVersions"), insight["kubernetesVersion"])
+            and _matches_filter(wanted.get("statuses"), insight["insightStatus"]["status"])
+        ]
+        page, next_token = _page(summaries, params, "ListInsights")
+        return _with_token({"insights": page}, next_token)
+
+    def _describe_insight(self, params: dict[str, Any]) -> dict[str, Any]:
+        state = self._cluster(_required(params, "clusterName"))
+        insight_id = _required(params, "id")
+        for insight in self._insights(state):
+            if insight["id"] == insight_id:
+                return {"insight": insight}
+        raise _not_found(f"No insight found for ID: {insight_id}")  # [INF] wording
+
+    def _describe_cluster_versions(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            entries = cluster_versions(params, self.clock.now(), self._kubernetes_patch_version)
+        except ValueError as exc:
+            raise _invalid_parameter(str(exc)) from None
+        page, next_token = _page(entries, params, "DescribeClusterVersions")
+        return _with_token({"clusterVersions": page}, next_token)
+
+    def _kubernetes_patch_version(self, minor: str) -> str:
+        """[INF] The patch level of the newest EKS-optimized AMI for the minor published by now (its
+        kubelet), else `<minor>.0`: the data holds no control-plane patch levels."""
+        now = self.clock.now()
+        for family in ("AL2023", "AL2"):
+            release = self.ami_releases.recommended(minor, family, now)
+            if release is not None:
+                return release_kubelet(release)
+        return f"{minor}.0"
+
     # ---- UpdateAddon ----------------------------------------------------------------------------
 
     def _update_addon(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1098,6 +1507,7 @@ class EksSimulator:
             repeated = self._repeated_request(state, addon, token, params)
             if repeated is not None:
                 return {"update": repeated.to_api()}
+        self._check_no_cluster_update(state, "AddonUpdate")
         self._check_updatable(state, addon)
         resolve_conflicts = params.get("resolveConflicts")
         if resolve_conflicts is not None and resolve_conflicts not in RESOLVE_CONFLICTS_MODES:
