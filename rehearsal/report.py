@@ -46,12 +46,61 @@ def _operation_entry(op: Operation, execution: dict[str, Any] | None) -> dict[st
         "update": op.update.model_dump(),
         "nodegroup": op.nodegroup.model_dump() if op.nodegroup else None,
         "preserved_edits": [_edit(e) for e in op.preservedEdits],
+        "parent": op.parent,
+        "hops": [_hop_entry(hop) for hop in op.hops],
+        "support": _support_entry(op),
+        "deadline": op.deadline.isoformat() if op.deadline else None,
         "notifications": [n.model_dump(mode="json") for n in op.notifications],
         "execution": {
             "arn": op.executionArn,
             "status": (execution or {}).get("status"),
             "error": (execution or {}).get("error"),
         },
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _hop_entry(hop: Any) -> dict[str, Any]:
+    approval = hop.approval
+    return {
+        "from": hop.fromVersion,
+        "to": hop.toVersion,
+        "status": hop.status,
+        "reason": hop.reason,
+        "updateId": hop.updateId,
+        "checks": [c.model_dump() for c in hop.checks],
+        "insights": hop.insights,
+        "approval": (
+            {
+                "required": approval.required,
+                "decision": approval.decision,
+                "by": approval.by,
+                "at": _iso(approval.at),
+                "reason": approval.reason,
+            }
+            if approval is not None
+            else None
+        ),
+        "startedAt": _iso(hop.startedAt),
+        "endedAt": _iso(hop.endedAt),
+        "durations": hop.durations(),
+        "addons": [c.model_dump(mode="json") for c in hop.children if c.kind == "addon"],
+        "nodegroups": [c.model_dump(mode="json") for c in hop.children if c.kind == "nodegroup"],
+    }
+
+
+def _support_entry(op: Operation) -> dict[str, Any] | None:
+    if op.support is None:
+        return None
+    return {
+        "versionStatus": op.support.versionStatus,
+        "inExtendedSupport": op.support.in_extended_support,
+        "supportType": op.support.supportType,
+        "endOfStandardSupport": _iso(op.support.endOfStandardSupport),
+        "endOfExtendedSupport": _iso(op.support.endOfExtendedSupport),
     }
 
 
@@ -144,6 +193,8 @@ def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: f
             {
                 "name": seed.name,
                 "kubernetesVersion": described["version"],
+                "platformVersion": described.get("platformVersion"),
+                "supportType": (described.get("upgradePolicy") or {}).get("supportType"),
                 "components": components,
                 "nodegroups": nodegroups,
                 "preserved_edits": edits,
@@ -165,6 +216,7 @@ def build_report(rehearsal: Any, engine: Any, simulator: Any, *, wall_seconds: f
         "invalidEvents": invalid,
         "unrecordedExecutions": unrecorded,
         "watcherPasses": rehearsal.watcher_passes,
+        "endOfSupportPasses": rehearsal.support_passes,
         "approvals": rehearsal.approver_log,
         "slackMessages": list(engine.slack.messages),
         "busEvents": engine.bus_events,
@@ -220,6 +272,57 @@ def _node_timeline(timeline: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _support_line(support: dict[str, Any] | None) -> str:
+    if not support:
+        return ""
+    if support["inExtendedSupport"]:
+        where = f"in **extended support** (costs more) until {str(support['endOfExtendedSupport'])[:10]}"
+    elif support["versionStatus"] == "STANDARD_SUPPORT":
+        where = f"in standard support until {str(support['endOfStandardSupport'])[:10]}"
+    else:
+        where = f"{support['versionStatus'] or 'support status unknown'}"
+    return f"The version was {where}; upgrade policy supportType {support['supportType']}."
+
+
+def _upgrade_lines(op: dict[str, Any]) -> list[str]:
+    lines = [f"### {op['cluster']}: {op['from']} → {op['to']}, **{op['status']}** ({op['reason'] or ''})", ""]
+    support = _support_line(op.get("support"))
+    if support:
+        lines += [support, ""]
+    lines += ["| hop | status | approval | control plane | add-ons | node groups | total |", "|---" * 7 + "|"]
+    for hop in op["hops"]:
+        approval = hop.get("approval") or {}
+        who = (
+            f"{approval['decision']} by {approval['by']}"
+            if approval.get("decision")
+            else ("not required" if not approval.get("required") else "pending")
+        )
+        d = hop["durations"]
+        cells = " | ".join(
+            _duration(d[k]) if d[k] is not None else ""
+            for k in ("controlPlane", "addons", "nodegroups", "total")
+        )
+        lines.append(f"| {hop['from']} → {hop['to']} | {hop['status']} | {who} | {cells} |")
+    for hop in op["hops"]:
+        lines += ["", f"Hop {hop['from']} → {hop['to']}:"]
+        for check in hop["checks"]:
+            mark = (
+                "ok" if check["passed"] else ("**FAILED**" if check["severity"] == "required" else "warning")
+            )
+            lines.append(f"- {check['name']} ({check['severity']}): {mark}. {check['detail']}")
+        for insight in hop.get("insights") or []:
+            lines.append(
+                f"- rollback readiness (information): {insight.get('name')}: {insight.get('status')}"
+            )
+        for child in hop["addons"] + hop["nodegroups"]:
+            lines.append(
+                f"- {child['kind']} {child['name']} {child['fromVersion']} → {child['toVersion']}: "
+                f"{child['status']}" + (f" ({child['reason']})" if child.get("reason") else "")
+            )
+    lines.append("")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Rehearsal: {report['scenario']}",
@@ -241,10 +344,16 @@ def markdown(report: dict[str, Any]) -> str:
             if approval["decision"]
             else ("pending" if approval["required"] else "not required")
         )
+        name = op["component"]["name"] if not op.get("parent") else f"↳ {op['component']['name']}"
         lines.append(
-            f"| {op['cluster']} | {op['component']['name']} | {op['from']} → {op['to']} | "
+            f"| {op['cluster']} | {name} | {op['from']} → {op['to']} | "
             f"**{op['status']}** | {op['reason'] or ''} | {who} |"
         )
+    upgrades = [op for op in report["operations"] if op.get("hops")]
+    if upgrades:
+        lines += ["", "## Control-plane upgrades", ""]
+    for op in upgrades:
+        lines += _upgrade_lines(op)
     lines += ["", "## Clusters after the run", ""]
     for cluster in report["clusters"]:
         versions = ", ".join(f"{c['name']} {c['version']}" for c in cluster["components"])

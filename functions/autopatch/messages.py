@@ -100,10 +100,60 @@ def check_lines(op: Operation, budget: int = SECTION_LIMIT - 20) -> list[str]:
     return [*shown, f"+{hidden} more"] if hidden else shown
 
 
+def support_line(op: Operation) -> str:
+    """Where the version stands in EKS support: extended support costs more, and STANDARD means EKS
+    upgrades the cluster by itself when standard support ends."""
+    support = op.support
+    if support is None:
+        return ""
+    if support.in_extended_support:
+        until = support.endOfExtendedSupport.date().isoformat() if support.endOfExtendedSupport else "?"
+        where = f"{op.fromVersion} is in extended support (billed at the higher rate) until {until}"
+    elif support.versionStatus == "STANDARD_SUPPORT":
+        until = support.endOfStandardSupport.date().isoformat() if support.endOfStandardSupport else "?"
+        where = f"{op.fromVersion} is in standard support until {until}"
+    else:
+        where = f"{op.fromVersion}: {support.versionStatus or 'support status unknown'}"
+    return f"{where}; upgrade policy: {support.supportType or 'unknown'}."
+
+
+def hop_lines(op: Operation) -> list[str]:
+    """One line per hop: versions, outcome, who approved, how long each part took."""
+    lines = []
+    for hop in op.hops:
+        durations = hop.durations()
+        parts = [
+            f"{label} {seconds // 60} min"
+            for key, label in (
+                ("controlPlane", "control plane"),
+                ("addons", "add-ons"),
+                ("nodegroups", "nodes"),
+            )
+            if (seconds := durations[key]) is not None
+        ]
+        approval = hop.approval or (op.approval if hop is op.hop else None)
+        who = f", {approval.decision} by {approval.by}" if approval and approval.decision else ""
+        steps = [f"{c.name} {c.status}" for c in hop.children if c.status != "succeeded"]
+        done = sum(1 for c in hop.children if c.status == "succeeded")
+        lines.append(
+            f"• {hop.fromVersion} → {hop.toVersion}: {hop.status}{who}"
+            + (f" ({', '.join(parts)})" if parts else "")
+            + (f"; {done} add-on/node group steps done" if done else "")
+            + (f"; {escape(', '.join(steps))}" if steps else "")
+        )
+    return lines
+
+
 def _detail_sections(op: Operation) -> list[dict[str, Any]]:
-    """The checks, then what a node group roll needs a person to know."""
+    """The hops and support status of an upgrade, the checks, then what a node group roll needs a
+    person to know."""
     checks = check_lines(op)
-    texts = (["*Checks*\n" + "\n".join(checks)] if checks else []) + nodegroup_lines(op)
+    upgrade = []
+    if op.hops:
+        upgrade.append("*Hops*\n" + "\n".join(hop_lines(op)[:20]))
+    if support_line(op):
+        upgrade.append(support_line(op))
+    texts = upgrade + (["*Checks*\n" + "\n".join(checks)] if checks else []) + nodegroup_lines(op)
     return [{"type": "section", "text": {"type": "mrkdwn", "text": t[:SECTION_LIMIT]}} for t in texts]
 
 
@@ -140,9 +190,12 @@ def operation_blocks(op: Operation, console_url: str) -> dict[str, Any]:
 def approval_blocks(
     op: Operation, approval_id: str, approvers: list[str], console_url: str
 ) -> dict[str, Any]:
+    versions = (
+        f"{op.hop.fromVersion} → {op.hop.toVersion}" if op.hop else f"{op.fromVersion} → {op.toVersion}"
+    )
     ask = (
         f":raised_hand: *Approval needed: {op.cluster.name} {op.component.name} "
-        f"{op.fromVersion} → {op.toVersion}*\nApprovers: {', '.join(approvers)}. "
+        f"{versions}*\nApprovers: {', '.join(approvers)}. "
         f"Or from a shell: `autopatch approve {approval_id} --as <name>`"
     )
     blocks: list[dict[str, Any]] = [
@@ -189,6 +242,10 @@ def plain_text(op: Operation) -> str:
     why = explanation(op)
     if why:
         lines += ["", why]
+    if support_line(op):
+        lines += ["", support_line(op)]
+    if op.hops:
+        lines += ["", "Hops:"] + [f"  {line.lstrip('• ')}" for line in hop_lines(op)]
     plan = op.nodegroup
     if plan is not None and plan.force:
         lines += ["", "With force=true these pods are deleted, not evicted:"] + [

@@ -46,6 +46,11 @@ class TriggerDetail(_Model):
     targetVersion: str = Field(min_length=1, max_length=64)
     detectedAt: datetime
     deadline: datetime | None = None
+    # End of support only: which support the deadline ends, the cluster's upgrade policy, and the
+    # notice threshold (days before the deadline) this announcement is for.
+    supportPhase: Literal["standard", "extended"] | None = None
+    supportType: Literal["STANDARD", "EXTENDED"] | None = None
+    thresholdDays: int | None = Field(default=None, ge=0, le=3650)
 
 
 class TriggerEvent(BaseModel):
@@ -187,6 +192,74 @@ class Notification(_Model):
     detail: str | None = None
 
 
+class ChildResult(_Model):
+    """An add-on or node group step of a control-plane hop, as the hop remembers it."""
+
+    id: str
+    kind: Literal["addon", "nodegroup"]
+    name: str
+    fromVersion: str
+    toVersion: str
+    status: Status = "running"
+    reason: str | None = None
+    message: str | None = None
+    startedAt: datetime | None = None
+    endedAt: datetime | None = None
+
+
+class PlannedChild(_Model):
+    kind: Literal["addon", "nodegroup"]
+    name: str
+    fromVersion: str
+    toVersion: str
+
+
+class Hop(_Model):
+    """One minor version of a control-plane upgrade: control plane, then add-ons, then node groups."""
+
+    fromVersion: str
+    toVersion: str
+    status: Status = "running"
+    reason: str | None = None
+    checks: list[Check] = Field(default_factory=list)
+    approval: Approval | None = None
+    insights: list[dict[str, Any]] = Field(default_factory=list)  # informational (ROLLBACK_READINESS)
+    updateId: str | None = None
+    startedAt: datetime | None = None
+    controlPlaneStarted: datetime | None = None
+    controlPlaneEnded: datetime | None = None
+    addonsStarted: datetime | None = None
+    addonsEnded: datetime | None = None
+    nodegroupsStarted: datetime | None = None
+    nodegroupsEnded: datetime | None = None
+    endedAt: datetime | None = None
+    children: list[ChildResult] = Field(default_factory=list)
+
+    def durations(self) -> dict[str, int | None]:
+        def seconds(start: datetime | None, end: datetime | None) -> int | None:
+            return int((end - start).total_seconds()) if start and end else None
+
+        return {
+            "controlPlane": seconds(self.controlPlaneStarted, self.controlPlaneEnded),
+            "addons": seconds(self.addonsStarted, self.addonsEnded),
+            "nodegroups": seconds(self.nodegroupsStarted, self.nodegroupsEnded),
+            "total": seconds(self.startedAt, self.endedAt),
+        }
+
+
+class SupportState(_Model):
+    """Where the cluster's version stands in the EKS support calendar."""
+
+    versionStatus: str | None = None  # STANDARD_SUPPORT | EXTENDED_SUPPORT | UNSUPPORTED
+    supportType: str | None = None  # the cluster's upgradePolicy.supportType
+    endOfStandardSupport: datetime | None = None
+    endOfExtendedSupport: datetime | None = None
+
+    @property
+    def in_extended_support(self) -> bool:
+        return self.versionStatus == "EXTENDED_SUPPORT"
+
+
 class ErrorInfo(BaseModel):
     """What a `Catch` puts at `$.error`."""
 
@@ -231,6 +304,14 @@ class Operation(_Model):
     error: ErrorInfo | None = None
     # Where the approval task's output lands (`ResultPath`); folded into `approval` on read.
     approvalOutcome: dict[str, Any] | None = None
+    # Control-plane upgrades: the hops so far, what the current hop still has to do, the step in
+    # hand (an operation of its own, `parent` = this id), and the stage the ASL branches on.
+    parent: str | None = None
+    hops: list[Hop] = Field(default_factory=list)
+    pending: list[PlannedChild] = Field(default_factory=list)
+    child: Operation | None = None
+    stage: Literal["", "preflight", "control-plane", "addons", "nodegroups", "verify", "done"] = ""
+    support: SupportState | None = None
 
     @model_validator(mode="after")
     def _fold_approval_outcome(self) -> Operation:
@@ -274,6 +355,15 @@ class Operation(_Model):
             "targetVersion": self.toVersion,
             **extra,
         }
+
+    @property
+    def hop(self) -> Hop | None:
+        return self.hops[-1] if self.hops else None
+
+    @property
+    def lock_holder(self) -> str:
+        """The steps of an upgrade run under the upgrade's lease."""
+        return self.parent or self.id
 
     @property
     def op_sort_key(self) -> str:

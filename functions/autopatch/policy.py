@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MINOR = re.compile(r"^1\.\d{1,2}$")
 
 SUPPORTED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent")
 
@@ -75,6 +76,12 @@ class ClusterSettings(_Strict):
     maxUnavailable: int | None = Field(default=None, ge=1, le=100)
     maxUnavailablePercentage: int | None = Field(default=None, ge=1, le=100)
     allowForce: bool | None = None
+    # Control-plane upgrades: "next-minor" (one hop) or a pinned version such as "1.32" (as many
+    # hops as it takes, one minor each); the days before an end-of-support date at which the
+    # end-of-support watcher speaks up; whether cluster-autoscaler lagging the target blocks a hop.
+    upgradeTarget: str | None = None
+    endOfSupportThresholds: list[int] | None = None
+    autoscalerMustMatch: bool | None = None
     # Room for later policy gates; accepted and carried, not yet enforced.
     wave: int | None = None
     windows: list[str] | None = None
@@ -86,6 +93,15 @@ class ClusterSettings(_Strict):
                 raise ValueError(f"unknown add-on {name!r}; supported: {', '.join(SUPPORTED_ADDONS)}")
         if self.maxUnavailable is not None and self.maxUnavailablePercentage is not None:
             raise ValueError("set maxUnavailable or maxUnavailablePercentage, not both")
+        if self.upgradeTarget is not None and not (
+            self.upgradeTarget == "next-minor" or _MINOR.match(self.upgradeTarget)
+        ):
+            raise ValueError(
+                f"upgradeTarget {self.upgradeTarget!r}: use 'next-minor' or a version like '1.32'"
+            )
+        thresholds = self.endOfSupportThresholds
+        if thresholds is not None and (not thresholds or any(d < 1 or d > 365 for d in thresholds)):
+            raise ValueError("endOfSupportThresholds: give one or more whole days between 1 and 365")
         return self
 
 
@@ -101,6 +117,9 @@ class Defaults(ClusterSettings):
     addons: list[str] = Field(default_factory=lambda: ["vpc-cni", "coredns", "kube-proxy"])
     resolveConflicts: Literal["PRESERVE", "OVERWRITE"] = "PRESERVE"
     allowForce: bool = False
+    upgradeTarget: str = "next-minor"
+    endOfSupportThresholds: list[int] = Field(default_factory=lambda: [90, 60, 30, 14, 7])
+    autoscalerMustMatch: bool = False
     wave: int = 0
     windows: list[str] = Field(default_factory=list)
 
@@ -129,12 +148,23 @@ class ClusterPolicy(_Strict):
     maxUnavailable: int | None = None
     maxUnavailablePercentage: int | None = None
     allowForce: bool = False
+    upgradeTarget: str = "next-minor"
+    endOfSupportThresholds: list[int] = Field(default_factory=lambda: [90, 60, 30, 14, 7])
+    autoscalerMustMatch: bool = False
     wave: int
     windows: list[str]
 
     @property
     def key(self) -> str:
         return cluster_key(self.accountId, self.region, self.name)
+
+    def upgrade_target(self, current: str) -> str | None:
+        """The version a control-plane upgrade from `current` should end on (None: nothing to do)."""
+        major, minor = (int(x) for x in current.split(".")[:2])
+        if self.upgradeTarget == "next-minor":
+            return f"{major}.{minor + 1}"
+        pinned = tuple(int(x) for x in self.upgradeTarget.split("."))
+        return self.upgradeTarget if pinned > (major, minor) else None
 
     def approver(self, name_or_id: str) -> Approver | None:
         for approver in self.approvers:

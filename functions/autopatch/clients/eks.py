@@ -199,3 +199,37 @@ class Eks:
             resolveConflicts=resolve_conflicts,
             clientRequestToken=token,
         )
+
+    # ---- the control plane ----------------------------------------------------------------------
+    def update_cluster_version(self, cluster: str, version: str, *, token: str) -> dict[str, Any]:
+        """One minor version up (EKS refuses more, FIDELITY 3.6). `force` is never sent: an upgrade
+        that insights block is reported, not pushed through."""
+        return self._start_update(
+            "update_cluster_version", name=cluster, version=version, clientRequestToken=token
+        )
+
+    def list_insights(self, cluster: str, *, category: str, kubernetes_version: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "clusterName": cluster,
+            "filter": {"categories": [category], "kubernetesVersions": [kubernetes_version]},
+        }
+        for page in self.client.get_paginator("list_insights").paginate(**kwargs):
+            found.extend(page.get("insights", []))
+        return found
+
+    def describe_insight(self, cluster: str, insight_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.client.describe_insight(clusterName=cluster, id=insight_id)["insight"])
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def cluster_updates_in_progress(self, cluster: str) -> list[str]:
+        in_progress = []
+        for page in self.client.get_paginator("list_updates").paginate(name=cluster):
+            for update_id in page.get("updateIds", []):
+                if self.describe_update(cluster, update_id).get("status") == "InProgress":
+                    in_progress.append(update_id)
+        return in_progress

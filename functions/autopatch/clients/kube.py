@@ -11,6 +11,7 @@ as the official client's models: the callers compare fields and owners by their 
 from __future__ import annotations
 
 import base64
+import builtins
 import gc
 import json
 import threading
@@ -194,6 +195,62 @@ class KubeReader:
                 yield {"apiVersion": kind_api.api_version, "kind": kind, **items.pop()}
             if continue_token is None:
                 return
+
+    # ---- any served API, by path (the removed-API check reads kinds this client has no model for)
+    def served_group_versions(self) -> dict[str, builtins.list[str]]:
+        """group -> the versions the API server serves ("" is the core group, served as v1)."""
+        groups: dict[str, list[str]] = {"": ["v1"]}
+        for group in self._get_path("/apis").get("groups") or []:
+            groups[str(group.get("name"))] = [str(v.get("version")) for v in group.get("versions") or []]
+        return groups
+
+    def resources_of(self, group_version: str) -> JsonObjects:
+        """The APIResourceList of one served group/version (`[]` if it is not served)."""
+        path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        try:
+            return list(self._get_path(path).get("resources") or [])
+        except KubeApiError as error:
+            if error.status == 404:
+                return []
+            raise
+
+    def iter_path(self, group_version: str, plural: str) -> Iterator[JsonObject]:
+        """Every object of a resource, across all namespaces, listed through `group_version`."""
+        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        continue_token: str | None = None
+        while True:
+            query: builtins.list[tuple[str, Any]] = [("limit", self.page_size)]
+            if continue_token:
+                query.append(("continue", continue_token))
+            page = self._get_path(f"{base}/{plural}", query)
+            continue_token = (page.get("metadata") or {}).get("continue") or None
+            yield from page.get("items") or []
+            if continue_token is None:
+                return
+
+    def server_version(self) -> str:
+        """The API server's gitVersion ("v1.31.2-eks-1234abc")."""
+        return str(self._get_path("/version").get("gitVersion", ""))
+
+    def _get_path(self, path: str, query: builtins.list[tuple[str, Any]] | None = None) -> JsonObject:
+        params = self._api_client.param_serialize(
+            "GET",
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self._api_client.call_api(*params)
+        data = response.read()
+        if not 200 <= int(response.status) <= 299:
+            try:
+                detail = str(json.loads(data or b"{}").get("message", ""))
+            except (ValueError, AttributeError):
+                detail = str(data or "")
+            raise KubeApiError(int(response.status), str(response.reason or ""), detail)
+        with _cyclic_gc_paused():
+            obj: JsonObject = json.loads(data)
+        return obj
 
     def list_nodes(self, label_selector: str | None = None) -> JsonObjects:
         return self.list("Node", label_selector=label_selector)

@@ -126,6 +126,9 @@ def recheck_addon(op: Operation, *, eks: Eks) -> Operation:
         installed = str(addon["addonVersion"])
         if installed == op.toVersion:
             return op.end("skipped", "already_current", f"{op.component.name} reached {installed} meanwhile.")
+        if AddonVersion.is_valid(installed) and compare(installed, op.toVersion) > 0:
+            # e.g. a control-plane upgrade moved it on while this update waited for the lock
+            return op.end("skipped", "superseded", f"{op.component.name} moved on to {installed} meanwhile.")
         rechecks.append(
             _required(
                 "recheck_version_unchanged",

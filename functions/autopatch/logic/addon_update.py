@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from autopatch.addons import ADDON_OBJECTS
@@ -20,8 +21,14 @@ VERIFY_WAIT_SECONDS = 60
 
 
 def request_token(op: Operation, step: str, version: str) -> str:
-    """Idempotency token: the same execution, step and target never start two updates."""
-    return f"{op.id}:{step}:{version}"[:64]
+    """Idempotency token: the same execution, step and target never start two updates.
+
+    EKS takes at most 64 characters: a longer one keeps its start and ends with a digest of the
+    whole, so that the steps of one upgrade (long ids, one shared prefix) never share a token."""
+    token = f"{op.id}:{step}:{version}"
+    if len(token) <= 64:
+        return token
+    return f"{token[:47]}~{hashlib.sha256(token.encode()).hexdigest()[:16]}"
 
 
 def _start_update(
@@ -52,8 +59,10 @@ def apply_update(op: Operation, *, eks: Eks) -> Operation:
 
 def poll_update(op: Operation, *, eks: Eks, ledger: Ledger) -> Operation:
     if op.lockHeld:
-        ledger.renew_lock(op.cluster.key, op.id, LEASE_SECONDS)
-    if op.component.kind == "nodegroup":
+        ledger.renew_lock(op.cluster.key, op.lock_holder, LEASE_SECONDS)
+    if op.component.kind == "control-plane":
+        update = eks.describe_update(op.cluster.name, str(op.update.id))
+    elif op.component.kind == "nodegroup":
         update = eks.describe_update(op.cluster.name, str(op.update.id), nodegroup=op.component.name)
     else:
         update = eks.describe_update(op.cluster.name, str(op.update.id), addon=op.component.name)

@@ -37,8 +37,9 @@ def request_approval(
             "cluster": op.cluster.name,
             "opKey": op.op_sort_key,
             "component": f"{op.component.kind}/{op.component.name}",
-            "fromVersion": op.fromVersion,
-            "toVersion": op.toVersion,
+            # A control-plane upgrade asks per hop: the approver decides on this one minor version.
+            "fromVersion": op.hop.fromVersion if op.hop else op.fromVersion,
+            "toVersion": op.hop.toVersion if op.hop else op.toVersion,
             "approvers": approvers,
             "execution": op.id,
         },
@@ -50,7 +51,8 @@ def request_approval(
     op.notifications.append(notifier.slack(payload, status="awaiting_approval", summary=summary))
     op.notifications.append(
         notifier.sns(
-            f"Approval needed: {op.cluster.name} {op.component.name} {op.toVersion}",
+            f"Approval needed: {op.cluster.name} {op.component.name} "
+            f"{op.hop.toVersion if op.hop else op.toVersion}",
             messages.plain_text(op) + f"\n\nApprove with: autopatch approve {approval_id} --as <name>",
             status="awaiting_approval",
             attributes={

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from autopatch.clients import aws
-from autopatch.logic import addon_checks, addon_update, nodegroup
+from autopatch.logic import addon_checks, addon_update, control_plane, nodegroup
 from autopatch.models import Operation
 from autopatch.services import Services
 
 
 def preflight(op: Operation, svc: Services) -> Operation:
     eks, kube = svc.eks_for(op.cluster.region), svc.kube_for(op.cluster.name, op.cluster.region)
+    policy = svc.policy.cluster(op.cluster.accountId, op.cluster.region, op.cluster.name)
+    if op.component.kind == "control-plane":
+        return control_plane.preflight_hop(op, eks=eks, kube=kube, subnets=aws.subnets, policy=policy)
     if op.component.kind == "nodegroup":
-        policy = svc.policy.cluster(op.cluster.accountId, op.cluster.region, op.cluster.name)
         return nodegroup.preflight_nodegroup(op, eks=eks, kube=kube, subnets=aws.subnets, policy=policy)
     return addon_checks.preflight_addon(op, eks=eks, kube=kube)
 
 
 def recheck(op: Operation, svc: Services) -> Operation:
     eks = svc.eks_for(op.cluster.region)
+    if op.component.kind == "control-plane":
+        return control_plane.recheck_hop(op, eks=eks)
     if op.component.kind == "nodegroup":
         return nodegroup.recheck_nodegroup(op, eks=eks)
     return addon_checks.recheck_addon(op, eks=eks)
@@ -25,6 +29,8 @@ def recheck(op: Operation, svc: Services) -> Operation:
 
 def apply(op: Operation, svc: Services) -> Operation:
     eks = svc.eks_for(op.cluster.region)
+    if op.component.kind == "control-plane":
+        return control_plane.apply_hop(op, eks=eks)
     if op.component.kind == "nodegroup":
         return nodegroup.apply_nodegroup(op, eks=eks)
     return addon_update.apply_update(op, eks=eks)
@@ -32,6 +38,8 @@ def apply(op: Operation, svc: Services) -> Operation:
 
 def verify(op: Operation, svc: Services) -> Operation:
     kube = svc.kube_for(op.cluster.name, op.cluster.region)
+    if op.component.kind == "control-plane":
+        return control_plane.verify_hop(op, eks=svc.eks_for(op.cluster.region), kube=kube)
     if op.component.kind == "nodegroup":
         if op.status == "failed":  # the roll failed: name what held it
             return nodegroup.explain_failure(op, kube=kube)

@@ -15,7 +15,7 @@ def take_lock(op: Operation, *, ledger: Ledger) -> Operation:
     # The wait starts when the operation was ready for the lock: after preflight, or after the
     # approval (time spent waiting for a person does not use up the lock budget).
     ready_at = op.approval.at or (op.steps[-1].ended if op.steps else op.startedAt)
-    holder = ledger.acquire_lock(op.cluster.key, op.id, LEASE_SECONDS)
+    holder = ledger.acquire_lock(op.cluster.key, op.lock_holder, LEASE_SECONDS)
     now = clock.now()
     if holder is None:
         op.lockHeld = True
@@ -38,6 +38,6 @@ def take_lock(op: Operation, *, ledger: Ledger) -> Operation:
 
 def release_lock(op: Operation, *, ledger: Ledger) -> Operation:
     if op.lockHeld:
-        ledger.release_lock(op.cluster.key, op.id)
+        ledger.release_lock(op.cluster.key, op.lock_holder)
         op.lockHeld = False
     return op

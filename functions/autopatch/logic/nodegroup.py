@@ -228,6 +228,13 @@ def recheck_nodegroup(op: Operation, *, eks: Eks) -> Operation:
     installed = str(nodegroup.get("releaseVersion", ""))
     if installed == op.toVersion:
         return op.end("skipped", "already_current", f"{op.component.name} reached {installed} meanwhile.")
+    if (
+        ReleaseVersion.is_valid(installed)
+        and ReleaseVersion.is_valid(op.toVersion)
+        and ReleaseVersion.parse(installed) > ReleaseVersion.parse(op.toVersion)
+    ):
+        # e.g. a control-plane upgrade rolled it onto the next Kubernetes version meanwhile
+        return op.end("skipped", "superseded", f"{op.component.name} moved on to {installed} meanwhile.")
     rechecks = [
         _check(
             "recheck_release_unchanged",

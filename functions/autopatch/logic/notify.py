@@ -8,6 +8,7 @@ from typing import Any
 
 from autopatch import clock, messages
 from autopatch.clients.ledger import Ledger
+from autopatch.logic import upgrade
 from autopatch.models import OPERATION_FINISHED, Notification, Operation
 
 
@@ -61,26 +62,33 @@ def notify_outcome(op: Operation, *, ledger: Ledger, notifier: Any, console_url:
     op = settle_from_error(op, ledger=ledger)
     if op.status == "running":  # a path that forgot to settle is a bug, and says so
         op.end("failed", "internal_error", "The workflow ended without an outcome.")
+    if op.component.kind == "control-plane":
+        upgrade.close_hop(op)
     ledger.finish_target(op)
     status = op.status
-    op.notifications.append(
-        notifier.slack(
-            messages.operation_blocks(op, console_url), status=status, summary=messages.headline(op)
+    if op.parent is None:  # a step of an upgrade is told as part of the upgrade's own message
+        op.notifications.append(
+            notifier.slack(
+                messages.operation_blocks(op, console_url), status=status, summary=messages.headline(op)
+            )
         )
-    )
-    op.notifications.append(
-        notifier.sns(
-            messages.headline(op),
-            messages.plain_text(op),
-            status=status,
-            attributes={"cluster": op.cluster.name, "status": status, "component": op.component.name},
+        op.notifications.append(
+            notifier.sns(
+                messages.headline(op),
+                messages.plain_text(op),
+                status=status,
+                attributes={"cluster": op.cluster.name, "status": status, "component": op.component.name},
+            )
         )
-    )
     op.notifications.append(
         notifier.event(
             OPERATION_FINISHED,
             op.event_detail(
-                operationId=op.id, status=status, reason=op.reason, finishedAt=clock.iso(clock.now())
+                operationId=op.id,
+                status=status,
+                reason=op.reason,
+                finishedAt=clock.iso(clock.now()),
+                **({"parent": op.parent} if op.parent else {}),
             ),
             status=status,
         )
