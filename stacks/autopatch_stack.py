@@ -13,6 +13,7 @@ from constructs import Construct
 
 from stacks.constructs.alarms import Alarms
 from stacks.constructs.definitions import CatalogError, load_catalog
+from stacks.constructs.end_of_support import EndOfSupportWatching
 from stacks.constructs.fleet import fleet_clusters
 from stacks.constructs.functions import AutopatchFunctions
 from stacks.constructs.kubernetes_access import KubernetesAccess
@@ -23,6 +24,8 @@ from stacks.constructs.workflows import Workflows, pascal_case
 
 EVENT_BUS_NAME = "autopatch"
 WATCHER_FUNCTION = "ReleaseWatcher"
+END_OF_SUPPORT_WATCHER_FUNCTION = "EndOfSupportWatcher"
+HEALTH_TRANSLATOR_FUNCTION = "HealthTranslator"
 
 
 class AutopatchStack(Stack):
@@ -40,8 +43,9 @@ class AutopatchStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         catalog = load_catalog(statemachines_dir)
-        if WATCHER_FUNCTION not in catalog.functions:
-            raise CatalogError(f"functions.json must list the {WATCHER_FUNCTION} function")
+        for required in (WATCHER_FUNCTION, END_OF_SUPPORT_WATCHER_FUNCTION, HEALTH_TRANSLATOR_FUNCTION):
+            if required not in catalog.functions:
+                raise CatalogError(f"functions.json must list the {required} function")
         clusters = fleet_clusters(policy)
 
         self.ledger = ledger = Ledger(self, "Ledger")
@@ -70,6 +74,12 @@ class AutopatchStack(Stack):
         self.release_watching = release_watching = ReleaseWatching(
             self, "ReleaseWatching", watcher=watcher, rate=watcher_rate
         )
+        self.end_of_support_watching = end_of_support = EndOfSupportWatching(
+            self,
+            "EndOfSupportWatching",
+            watcher=functions.functions[END_OF_SUPPORT_WATCHER_FUNCTION],
+            translator=functions.functions[HEALTH_TRANSLATOR_FUNCTION],
+        )
         self.alarms = Alarms(
             self,
             "Alarms",
@@ -79,6 +89,12 @@ class AutopatchStack(Stack):
             dead_letter_queues={
                 **workflows.dead_letter_queues,
                 "release-watcher-schedule": release_watching.dead_letter_queue,
+                "end-of-support-watcher-schedule": end_of_support.schedule_dead_letter_queue,
+                "aws-health-rule": end_of_support.health_dead_letter_queue,
+            },
+            other_functions={
+                "end-of-support-watcher": functions.functions[END_OF_SUPPORT_WATCHER_FUNCTION],
+                "health-translator": functions.functions[HEALTH_TRANSLATOR_FUNCTION],
             },
         )
         self.kubernetes_access = KubernetesAccess(

@@ -28,6 +28,7 @@ class Alarms(Construct):
         state_machines: Mapping[str, sfn.StateMachine],
         watcher: lambda_.IFunction,
         dead_letter_queues: Mapping[str, sqs.IQueue],
+        other_functions: Mapping[str, lambda_.IFunction] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._action = cloudwatch_actions.SnsAction(topic)
@@ -43,6 +44,12 @@ class Alarms(Construct):
             watcher.metric_errors(period=_PERIOD, statistic="Sum"),
             "The release watcher failed; new versions are not being announced.",
         )
+        for name, function in (other_functions or {}).items():
+            self._add(
+                f"{pascal_case(name)}Errors",
+                function.metric_errors(period=_PERIOD, statistic="Sum"),
+                f"The {name} function failed; see its logs.",
+            )
         for name, queue in dead_letter_queues.items():
             self._add(
                 f"{pascal_case(name)}DeadLetters",

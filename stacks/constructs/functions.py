@@ -46,9 +46,13 @@ _EKS_ACTION_RESOURCES: dict[str, tuple[str, ...]] = {
     "eks:DescribeNodegroup": ("nodegroup",),
     "eks:UpdateNodegroupVersion": ("nodegroup",),
     "eks:UpdateNodegroupConfig": ("nodegroup",),
+    "eks:ListInsights": ("cluster",),
+    "eks:DescribeInsight": ("cluster",),
+    "eks:UpdateClusterVersion": ("cluster",),
     "eks:ListClusters": ("*",),
     "eks:DescribeAddonVersions": ("*",),
     "eks:DescribeAddonConfiguration": ("*",),
+    "eks:DescribeClusterVersions": ("*",),
 }
 
 
@@ -81,17 +85,36 @@ _CHANGE_ADDON = ("eks:UpdateAddon", "eks:DescribeAddon", "eks:DescribeCluster", 
 _CHECK_NODEGROUP = ("eks:DescribeNodegroup", "eks:ListUpdates", "eks:DescribeUpdate")
 # No iam:PassRole: neither update passes a role (the node role stays the group's own).
 _CHANGE_NODEGROUP = ("eks:UpdateNodegroupVersion", "eks:UpdateNodegroupConfig", "eks:DescribeNodegroup")
+# Preflight and recheck of a control-plane hop: upgrade insights, the version catalogue, the node
+# groups that must be on the cluster's version first.
+_CHECK_CONTROL_PLANE = (
+    "eks:ListInsights",
+    "eks:DescribeInsight",
+    "eks:DescribeClusterVersions",
+    "eks:ListNodegroups",
+)
 
 FUNCTION_ACCESS: dict[str, FunctionAccess] = {
     "Validate": FunctionAccess(),
     "Claim": FunctionAccess(),
     "Lock": FunctionAccess(),
     "ReleaseLock": FunctionAccess(),
-    "Preflight": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True),
-    "Recheck": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True),
-    "Verify": FunctionAccess(eks_actions=_CHECKS, nodegroup_actions=("eks:DescribeNodegroup",)),
+    "Preflight": FunctionAccess(
+        eks_actions=_CHECKS + _CHECK_CONTROL_PLANE, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True
+    ),
+    "Recheck": FunctionAccess(
+        eks_actions=_CHECKS + _CHECK_CONTROL_PLANE, nodegroup_actions=_CHECK_NODEGROUP, reads_subnets=True
+    ),
+    # After a hop: every node group and add-on of the cluster is looked at.
+    "Verify": FunctionAccess(
+        eks_actions=(*_CHECKS, "eks:ListNodegroups", "eks:ListAddons"),
+        nodegroup_actions=("eks:DescribeNodegroup",),
+    ),
     "RequestApproval": FunctionAccess(notifies=True),
-    "Apply": FunctionAccess(eks_actions=_CHANGE_ADDON, nodegroup_actions=_CHANGE_NODEGROUP),
+    # No `force`: an upgrade that insights block is reported, not pushed through.
+    "Apply": FunctionAccess(
+        eks_actions=(*_CHANGE_ADDON, "eks:UpdateClusterVersion"), nodegroup_actions=_CHANGE_NODEGROUP
+    ),
     # Add-ons only: a node group cannot be rolled back to an older release.
     "Rollback": FunctionAccess(eks_actions=_CHANGE_ADDON),
     "Poll": FunctionAccess(
@@ -111,6 +134,25 @@ FUNCTION_ACCESS: dict[str, FunctionAccess] = {
         reads_ami_releases=True,
         puts_events=True,
         timeout_seconds=300,
+    ),
+    "EndOfSupportWatcher": FunctionAccess(
+        eks_actions=("eks:ListClusters", "eks:DescribeCluster", "eks:DescribeClusterVersions"),
+        puts_events=True,
+        timeout_seconds=300,
+    ),
+    "HealthTranslator": FunctionAccess(
+        eks_actions=("eks:DescribeCluster", "eks:DescribeClusterVersions"), puts_events=True
+    ),
+    # Plans a hop's add-on and node group steps: what is installed, what it could move to.
+    "Upgrade": FunctionAccess(
+        eks_actions=(
+            "eks:DescribeCluster",
+            "eks:ListAddons",
+            "eks:DescribeAddon",
+            "eks:DescribeAddonVersions",
+            "eks:ListNodegroups",
+        ),
+        nodegroup_actions=("eks:DescribeNodegroup",),
     ),
 }
 
@@ -317,7 +359,8 @@ class AutopatchFunctions(Construct):
                 catalog,
                 "AwsSolutions-IAM5",
                 f"{', '.join(on_anything)} have no resource-level permissions in IAM; they read the "
-                "public EKS catalogue (add-on versions and schemas) or list cluster names.",
+                "public EKS catalogue (add-on versions and schemas, Kubernetes versions and their "
+                "support dates) or list cluster names.",
                 findings=["Resource::*"],
             )
 

@@ -41,6 +41,13 @@ CHECKS = {
 CHANGE_ADDON = {"eks:UpdateAddon", "eks:DescribeAddon", "eks:DescribeCluster", "eks:DescribeUpdate"}
 CHECK_NODEGROUP = {"eks:DescribeNodegroup", "eks:ListUpdates", "eks:DescribeUpdate"}
 CHANGE_NODEGROUP = {"eks:UpdateNodegroupVersion", "eks:UpdateNodegroupConfig", "eks:DescribeNodegroup"}
+# Before a control-plane hop: upgrade insights, the version catalogue, the node groups to match.
+CHECK_CONTROL_PLANE = {
+    "eks:ListInsights",
+    "eks:DescribeInsight",
+    "eks:DescribeClusterVersions",
+    "eks:ListNodegroups",
+}
 # The EKS actions each function is granted on the fleet's managed node groups (nodegroup/<cluster>/*).
 EXPECTED_NODEGROUP_ACTIONS: dict[str, set[str]] = {
     "Preflight": CHECK_NODEGROUP,
@@ -49,17 +56,18 @@ EXPECTED_NODEGROUP_ACTIONS: dict[str, set[str]] = {
     "Apply": CHANGE_NODEGROUP,
     "Poll": {"eks:DescribeUpdate"},
     "ReleaseWatcher": {"eks:DescribeNodegroup"},
+    "Upgrade": {"eks:DescribeNodegroup"},
 }
 EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
     "Validate": set(),
     "Claim": set(),
     "Lock": set(),
     "ReleaseLock": set(),
-    "Preflight": CHECKS | CHECK_NODEGROUP,
-    "Recheck": CHECKS | CHECK_NODEGROUP,
-    "Verify": CHECKS | {"eks:DescribeNodegroup"},
+    "Preflight": CHECKS | CHECK_CONTROL_PLANE | CHECK_NODEGROUP,
+    "Recheck": CHECKS | CHECK_CONTROL_PLANE | CHECK_NODEGROUP,
+    "Verify": CHECKS | {"eks:ListNodegroups", "eks:ListAddons", "eks:DescribeNodegroup"},
     "RequestApproval": set(),
-    "Apply": CHANGE_ADDON | CHANGE_NODEGROUP,
+    "Apply": CHANGE_ADDON | CHANGE_NODEGROUP | {"eks:UpdateClusterVersion"},
     "Rollback": CHANGE_ADDON,  # add-ons only: a node group cannot go back to an older release
     "Poll": {"eks:DescribeUpdate", "eks:DescribeAddon"},
     "Notify": set(),
@@ -72,9 +80,20 @@ EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
         "eks:ListNodegroups",
         "eks:DescribeNodegroup",
     },
+    "EndOfSupportWatcher": {"eks:ListClusters", "eks:DescribeCluster", "eks:DescribeClusterVersions"},
+    "HealthTranslator": {"eks:DescribeCluster", "eks:DescribeClusterVersions"},
+    "Upgrade": {
+        "eks:DescribeCluster",
+        "eks:ListAddons",
+        "eks:DescribeAddon",
+        "eks:DescribeAddonVersions",
+        "eks:ListNodegroups",
+        "eks:DescribeNodegroup",
+    },
 }
 NOTIFIERS = {"RequestApproval", "Notify"}
-EVENT_PUBLISHERS = {"Notify", "ReleaseWatcher"}
+EVENT_PUBLISHERS = {"Notify", "ReleaseWatcher", "EndOfSupportWatcher", "HealthTranslator"}
+SCHEDULED = {"ReleaseWatcher", "EndOfSupportWatcher"}  # started by EventBridge Scheduler, 300 s timeout
 SUBNET_READERS = {"Preflight", "Recheck"}  # ec2:DescribeSubnets: free IPs for a roll's surge
 AMI_RELEASE_READERS = {"ReleaseWatcher"}  # ssm:GetParameter on the public EKS AMI parameters
 # The public parameters of the EKS optimized AMIs: AWS-owned, so no account in the ARN.
@@ -84,6 +103,13 @@ EKS_ACTIONS_WITHOUT_RESOURCES = {
     "eks:ListClusters",
     "eks:DescribeAddonVersions",
     "eks:DescribeAddonConfiguration",
+    "eks:DescribeClusterVersions",
+}
+# AWS Health's EKS planned lifecycle events, as the translator's rule on the default bus matches them.
+HEALTH_PATTERN = {
+    "source": ["aws.health"],
+    "detail-type": ["AWS Health Event"],
+    "detail": {"service": ["EKS"], "eventTypeCode": ["AWS_EKS_PLANNED_LIFECYCLE_EVENT"]},
 }
 
 
@@ -299,7 +325,11 @@ def test_each_rule_has_the_pattern_of_rules_json_and_starts_its_workflow(
 ) -> None:
     stack = synthesized.stack
     bus_id = logical_id(stack, stack.event_bus)
-    assert len(synthesized.of_type("AWS::Events::Rule")) == len(catalog.rules)
+    on_our_bus = [
+        r for r in synthesized.of_type("AWS::Events::Rule").values() if r["Properties"].get("EventBusName")
+    ]
+    assert len(on_our_bus) == len(catalog.rules)
+    assert all(r["Properties"]["EventBusName"] == {"Ref": bus_id} for r in on_our_bus)
     for rule in catalog.rules:
         props = synthesized.resources[logical_id(stack, stack.workflows.rules[rule.name])]["Properties"]
         assert props["EventPattern"] == rule.event_pattern
@@ -428,7 +458,9 @@ def test_state_machine_role_invokes_exactly_the_functions_its_definition_names(
         }
         assert named, name
         assert invoked == named
-        assert functions["ReleaseWatcher"] not in invoked
+        assert not invoked & {
+            functions[k] for k in ("ReleaseWatcher", "EndOfSupportWatcher", "HealthTranslator")
+        }
 
 
 @pytest.mark.parametrize("name", STATE_MACHINES)
@@ -599,9 +631,11 @@ def test_alarms_page_the_topic(synthesized: Any) -> None:
 
     for state_machine in synthesized.of_type("AWS::StepFunctions::StateMachine"):
         assert alarmed("ExecutionsFailed", {"Ref": state_machine})
-    assert alarmed("Errors", {"Ref": logical_id(stack, stack.functions.functions["ReleaseWatcher"])})
+    for key in ("ReleaseWatcher", "EndOfSupportWatcher", "HealthTranslator"):
+        assert alarmed("Errors", {"Ref": logical_id(stack, stack.functions.functions[key])}), key
     queues = synthesized.of_type("AWS::SQS::Queue")
-    assert len(queues) == len(synthesized.of_type("AWS::Events::Rule")) + 1  # one per rule + the schedule's
+    # one per rule (the Health rule included) + one per schedule
+    assert len(queues) == len(synthesized.of_type("AWS::Events::Rule")) + len(SCHEDULED)
     for queue in queues:
         assert alarmed("ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [queue, "QueueName"]})
 
@@ -639,7 +673,7 @@ def test_functions_share_the_lambda_defaults(synthesized: Any, catalog: Any) -> 
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["MemorySize"] == 512
-        assert props["Timeout"] == (300 if key == "ReleaseWatcher" else 60)
+        assert props["Timeout"] == (300 if key in SCHEDULED else 60)
         assert props["Handler"] == catalog.functions[key].handler
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
@@ -670,17 +704,101 @@ def test_asset_holds_the_package_and_the_validated_policy(synthesized: Any) -> N
 # --- release watching ---------------------------------------------------------------------------
 
 
+def schedule_of(synthesized: Any, key: str) -> dict[str, Any]:
+    """The properties of the one schedule that invokes the function `key`."""
+    function = logical_id(synthesized.stack, synthesized.stack.functions.functions[key])
+    (props,) = [
+        s["Properties"]
+        for s in synthesized.of_type("AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
+    ]
+    return dict(props)
+
+
+def test_only_the_watchers_are_scheduled(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    targets = {
+        s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+        for s in synthesized.of_type("AWS::Scheduler::Schedule").values()
+    }
+    assert targets == {functions[key] for key in SCHEDULED}
+    assert len(synthesized.of_type("AWS::Scheduler::Schedule")) == len(SCHEDULED)
+
+
 def test_schedule_runs_the_release_watcher_every_six_hours(synthesized: Any) -> None:
-    stack = synthesized.stack
-    watcher = logical_id(stack, stack.functions.functions["ReleaseWatcher"])
-    (schedule,) = synthesized.of_type("AWS::Scheduler::Schedule").values()
-    props = schedule["Properties"]
+    props = schedule_of(synthesized, "ReleaseWatcher")
     assert props["ScheduleExpression"] == "rate(6 hours)"
-    assert props["Target"]["Arn"] == {"Fn::GetAtt": [watcher, "Arn"]}
     assert props["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in synthesized.of_type(
         "AWS::SQS::Queue"
     )
     assert props["Target"]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+
+
+def test_schedule_runs_the_end_of_support_watcher_daily_with_a_dead_letter_queue(synthesized: Any) -> None:
+    props = schedule_of(synthesized, "EndOfSupportWatcher")
+    assert props["ScheduleExpression"] == "rate(1 day)"
+    assert props["State"] == "ENABLED"
+    target = props["Target"]
+    assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] in synthesized.of_type("AWS::SQS::Queue")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # the scheduler's role may invoke this function (and its versions) and write to its DLQ, nothing else
+    role = target["RoleArn"]["Fn::GetAtt"][0]
+    statements = role_statements(synthesized, role)
+    assert actions_of(statements) == {"lambda:InvokeFunction", "sqs:SendMessage"}
+    watcher = logical_id(synthesized.stack, synthesized.stack.functions.functions["EndOfSupportWatcher"])
+    queue = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+
+    def resources(action: str) -> set[str]:
+        return {
+            flatten(r)
+            for st in statements
+            if action in as_list(st["Action"])
+            for r in as_list(st["Resource"])
+        }
+
+    assert resources("lambda:InvokeFunction") == {f"<{watcher}.Arn>", f"<{watcher}.Arn>:*"}
+    assert resources("sqs:SendMessage") == {f"<{queue}.Arn>"}
+
+
+def test_aws_health_rule_is_on_the_default_bus_and_feeds_the_translator(synthesized: Any) -> None:
+    stack = synthesized.stack
+    translator = logical_id(stack, stack.functions.functions["HealthTranslator"])
+    (rule_id, rule) = next(
+        (rule_id, rule)
+        for rule_id, rule in synthesized.of_type("AWS::Events::Rule").items()
+        if rule["Properties"]["EventPattern"].get("source") == ["aws.health"]
+    )
+    props = rule["Properties"]
+    assert props["EventPattern"] == HEALTH_PATTERN
+    assert "EventBusName" not in props  # the account's default bus: the only one Health delivers to
+    assert props.get("State", "ENABLED") == "ENABLED"
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [translator, "Arn"]}
+    queue = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert queue in synthesized.of_type("AWS::SQS::Queue")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] > 0
+    # EventBridge may invoke the translator for this rule only
+    (permission,) = [
+        p["Properties"]
+        for p in synthesized.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [translator, "Arn"]}
+    ]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+
+
+def test_only_apply_changes_the_control_plane_version(synthesized: Any, catalog: Any) -> None:
+    functions = function_ids(synthesized, catalog)
+    granted = [
+        (role, st)
+        for role, st in statements_granting(synthesized, "eks:")
+        if "eks:UpdateClusterVersion" in as_list(st["Action"])
+    ]
+    assert {role for role, _ in granted} == {role_of(synthesized, functions["Apply"])}
+    for _, statement in granted:
+        resources = {flatten(r) for r in as_list(statement["Resource"])}
+        assert all(":cluster/" in r for r in resources), resources
 
 
 def test_watcher_rate_comes_from_context() -> None:
