@@ -62,6 +62,7 @@ class Rehearsal:
         self._poll_seen: set[str] = set()
         self.approver_log: list[dict[str, Any]] = []
         self.watcher_passes: list[dict[str, Any]] = []
+        self.support_passes: list[dict[str, Any]] = []
         self._vpcs: dict[str, tuple[str, Any, list[Any]]] = {}
 
     # ---- running -----------------------------------------------------------------------------------
@@ -309,6 +310,20 @@ class Rehearsal:
                 )
         else:
             self.echo(f"{self._stamp()}  release watcher failed: {result}")
+        # In AWS a daily schedule of its own; here it looks at the same moments as the release watcher.
+        support = engine.invoke_function(
+            "EndOfSupportWatcher", {"source": "aws.scheduler", "detail-type": "Scheduled"}
+        )
+        if isinstance(support, dict) and "announced" in support:
+            self.support_passes.append({"at": self.clock.now().isoformat(), **support})
+            for item in support["announced"]:
+                self.echo(
+                    f"{self._stamp()}  announced {item['cluster']} control plane {item['version']} → "
+                    f"{item['target']}: {item['phase']} support ends {str(item['deadline'])[:10]} "
+                    f"({item['daysLeft']} days)"
+                )
+        else:
+            self.echo(f"{self._stamp()}  end-of-support watcher failed: {support}")
 
     # ---- approvals -------------------------------------------------------------------------------
     def _on_slack(self, payload: dict[str, Any]) -> None:
@@ -372,8 +387,17 @@ class Rehearsal:
                 self.echo(f"{self._stamp()}  event refused: {invocation.error}: {invocation.error_message}")
             return
         versions = f"{op['fromVersion']} → {op['toVersion']}"
-        label = f"{op['cluster']['name']:<8} {op['component']['name']:<11} {versions}"
+        hops = op.get("hops") or []
+        if hops:  # a control-plane upgrade: the hop in hand
+            versions = f"{hops[-1]['fromVersion']} → {hops[-1]['toVersion']} (hop {len(hops)})"
+        name = ("↳ " if op.get("parent") else "") + op["component"]["name"]
+        label = f"{op['cluster']['name']:<8} {name:<13} {versions}"
         step = invocation.function
+        if step == "Upgrade":  # the upgrade's bookkeeping: say which action, keep the routine ones quiet
+            step = str(invocation.event.get("action", step)).replace("_", " ")
+            result = invocation.result if isinstance(invocation.result, dict) else {}
+            if not invocation.error and result.get("status") == "running" and step != "finish hop":
+                return
         if invocation.error:
             outcome = f"{invocation.error}: {invocation.error_message}"
             if invocation.error == "ClusterBusy" and op["id"] in self._poll_seen:

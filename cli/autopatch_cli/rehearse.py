@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rehearsal.report import STATUS_ORDER
 from rehearsal.scenario import ScenarioError, load_scenario
@@ -46,17 +47,32 @@ def rehearse(path: Path, *, approve: str | None, report_dir: Path | None, quiet:
     table = Table(title="Summary", show_lines=False)
     for column in ("cluster", "component", "from", "to", "status", "reason", "approved by"):
         table.add_column(column)
-    for op in report["operations"]:
+    for op in _parents_then_children(report["operations"]):
+        if op.get("parent"):
+            component, approved = (
+                f"  ↳ {op['component']['kind']} {op['component']['name']}",
+                "(the upgrade's)",
+            )
+        else:
+            component = f"{op['component']['kind']} {op['component']['name']}"
+            approvers = [
+                h["approval"]["by"] for h in op.get("hops") or [] if (h.get("approval") or {}).get("by")
+            ]
+            approved = (
+                ", ".join(approvers)
+                or op["approval"]["by"]
+                or ("—" if not op["approval"]["required"] else "(none)")
+            )
         table.add_row(
-            op["cluster"],
-            f"{op['component']['kind']} {op['component']['name']}",
-            op["from"],
-            op["to"],
-            op["status"],
-            op["reason"] or "",
-            op["approval"]["by"] or ("—" if not op["approval"]["required"] else "(none)"),
+            op["cluster"], component, op["from"], op["to"], op["status"], op["reason"] or "", approved
         )
     console.print(table)
+    for op in report["operations"]:
+        if op.get("hops"):
+            hops = ", ".join(f"{h['from']} → {h['to']} {h['status']}" for h in op["hops"])
+            support = op.get("support") or {}
+            extended = " (was in extended support)" if support.get("inExtendedSupport") else ""
+            console.print(f"Control-plane upgrade {op['cluster']}: {hops}{extended}")
     counts = ", ".join(f"{report['summary'][s]} {s}" for s in STATUS_ORDER if s in report["summary"])
     console.print(f"Operations: {counts or 'none'}")
     if report["invalidEvents"]:
@@ -78,3 +94,16 @@ def rehearse(path: Path, *, approve: str | None, report_dir: Path | None, quiet:
         console.print(f"[red]{len(report['unrecordedExecutions'])} executions left no ledger record[/red]")
         return 1
     return 0
+
+
+def _parents_then_children(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's order, with each upgrade's add-on and node group steps right under it."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for op in operations:
+        if op.get("parent"):
+            children.setdefault(op["parent"], []).append(op)
+    ordered = []
+    for op in operations:
+        if not op.get("parent"):
+            ordered += [op, *children.pop(op["id"], [])]
+    return ordered + [op for rest in children.values() for op in rest]

@@ -63,7 +63,9 @@ def scenario(
 ) -> dict[str, Any]:
     return {
         "name": "test",
-        "now": "2026-11-23T09:00:00Z",
+        # 1.31 is four months from its end of extended support: no control-plane upgrade starts
+        # by itself in these add-on and node group runs (tests/e2e/test_cluster_upgrade.py has those).
+        "now": "2026-07-20T09:00:00Z",
         "accountId": ACCOUNT,
         "region": REGION,
         "policy": {
@@ -97,7 +99,7 @@ def addon_event(
             "component": {"kind": "addon", "name": name},
             "currentVersion": current,
             "targetVersion": target,
-            "detectedAt": "2026-11-23T09:00:00Z",
+            "detectedAt": "2026-07-20T09:00:00Z",
         },
         **extra,
     }
