@@ -72,13 +72,20 @@ class FakeEks:
 class FakeLedger:
     def __init__(self) -> None:
         self.announced: dict[tuple[str, str], str] = {}
+        self.claims: dict[tuple[str, str], dict[str, Any]] = {}
+        self.announced_at: dict[tuple[str, str], str] = {}
+
+    def get_target(self, cluster_key: str, target_key: str) -> dict[str, Any] | None:
+        return self.claims.get((cluster_key, target_key))
 
     def get_announced(self, cluster_key: str, target_key: str) -> dict[str, Any] | None:
         event_id = self.announced.get((cluster_key, target_key))
-        return {"eventId": event_id} if event_id else None
+        at = self.announced_at.get((cluster_key, target_key))
+        return {"eventId": event_id, "announcedAt": at} if event_id else None
 
     def record_announced(self, cluster_key: str, target_key: str, event_id: str) -> None:
         self.announced[(cluster_key, target_key)] = event_id
+        self.announced_at[(cluster_key, target_key)] = clock.iso(clock.now())
 
     def keys(self, cluster: str) -> set[str]:
         return {target for (key, target) in self.announced if key.endswith(f"#{cluster}")}
@@ -386,3 +393,23 @@ def test_a_policy_cluster_missing_from_eks_and_an_unknown_version_are_reported()
         }
     ]
     assert result["_events"] == []
+
+
+def test_an_upgrade_that_ended_blocked_is_announced_again_after_retry_after() -> None:
+    w = world({"blue": on("1.31")}, retryAfter="1d")
+    at = END_OF_STANDARD_131 - timedelta(days=30)
+    assert len(w.watch(at)["_events"]) == 1
+    finished = at + timedelta(minutes=5)
+    key = next(k for (k, _) in w.ledger.announced)
+    w.ledger.claims[(key, "control-plane#control-plane#1.32")] = {
+        "status": "blocked",
+        "reason": "nodegroup_version_lag",
+        "finishedAt": finished.isoformat(),
+    }
+
+    assert w.watch(at + timedelta(hours=12))["_events"] == []  # within retryAfter: quiet
+    again = w.watch(finished + timedelta(days=1, minutes=1))
+    assert [(e["clusterName"], e["targetVersion"]) for e in again["_events"]] == [("blue", "1.32")]
+    assert "retry after blocked (nodegroup_version_lag)" in again["announced"][0]["why"]
+    # announced again once: the next pass waits for that announcement's workflow
+    assert w.watch(finished + timedelta(days=1, hours=2))["_events"] == []

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from autopatch import clock
 from autopatch.clients.eks import Eks
 from autopatch.clients.ledger import Ledger
-from autopatch.models import END_OF_SUPPORT_APPROACHING, EVENT_SOURCE
+from autopatch.logic.watcher import announcement_due
+from autopatch.models import END_OF_SUPPORT_APPROACHING, EVENT_SOURCE, RETRYABLE_STATUSES
 from autopatch.policy import ClusterPolicy, FleetPolicy
 
 EVENTS_PER_PUT = 10  # PutEvents takes at most 10 entries
@@ -306,10 +307,22 @@ class _Pass:
             )
             return
         tightest = 0 if deadline.past else reached[0]
-        if self.ledger.get_announced(cluster_policy.key, threshold_key(version, deadline.phase, tightest)):
-            self.result.quiet.append({**facts, "why": f"the {tightest}-day notice was sent already"})
-            return
+        target_key = f"control-plane#control-plane#{target}"
+        keys = [threshold_key(version, deadline.phase, t) for t in sorted({tightest, *reached})]
         why = explain(version=version, deadline=deadline, support_type=support_type, left=left, target=target)
+        if self.ledger.get_announced(cluster_policy.key, threshold_key(version, deadline.phase, tightest)):
+            # Sent already. An upgrade that then ended failed, rejected or blocked (say a node group
+            # lagged) is announced again after the policy's retryAfter, like any other target.
+            claim = self.ledger.get_target(cluster_policy.key, target_key)
+            retry = (
+                announcement_due(self.ledger, cluster_policy, target_key)
+                if claim and claim.get("status") in RETRYABLE_STATUSES
+                else None
+            )
+            if retry is None:
+                self.result.quiet.append({**facts, "why": f"the {tightest}-day notice was sent already"})
+                return
+            why, keys = f"{why} Again: {retry}.", [target_key]
         self.pending.append(
             Pending(
                 cluster_policy=cluster_policy,
@@ -323,7 +336,7 @@ class _Pass:
                     now=self.now,
                 ),
                 # The tightest, and every looser one with it: they will not be sent later.
-                keys=[threshold_key(version, deadline.phase, t) for t in sorted({tightest, *reached})],
+                keys=keys,
                 announcement=Announcement(
                     cluster=cluster_policy.name,
                     version=version,
