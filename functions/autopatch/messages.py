@@ -85,7 +85,9 @@ def nodegroup_lines(op: Operation, limit: int = MAX_CHECKS_SHOWN) -> list[str]:
 def check_lines(op: Operation, budget: int = SECTION_LIMIT - 20) -> list[str]:
     """One line per check, failed ones with their evidence; what does not fit is counted, not cut."""
     lines = []
-    for c in op.checks:
+    # What stopped the run first, then what a person should look at, then what passed.
+    ordered = sorted(op.checks, key=lambda c: (c.passed, c.severity != "required"))
+    for c in ordered:
         detail = c.detail if len(c.detail) <= MAX_DETAIL else c.detail[: MAX_DETAIL - 1] + "…"
         mark = "✅" if c.passed else ("⛔" if c.severity == "required" else "⚠️")
         lines.append(f"{mark} {c.name}" + (f": {escape(detail)}" if detail and not c.passed else ""))

@@ -182,7 +182,21 @@ def test_passed_checks_show_no_detail_and_recommended_ones_warn(
 
     (check_section,) = [t for t in section_texts(operation_blocks(op, CONSOLE)) if t.startswith("*Checks*")]
 
-    assert check_section.splitlines()[1:] == ["✅ addon_active", "⚠️ workloads_ready_before: 1/2"]
+    # what needs a look comes first
+    assert check_section.splitlines()[1:] == ["⚠️ workloads_ready_before: 1/2", "✅ addon_active"]
+
+
+def test_failed_checks_come_first_so_the_limit_never_hides_them(
+    make_operation: Callable[..., Operation],
+) -> None:
+    passing = [{"name": f"ok_{n}", "severity": "required", "passed": True, "detail": ""} for n in range(12)]
+    failing = {"name": "removed_apis", "severity": "required", "passed": False, "detail": "CronJob a/b"}
+    op = ended(make_operation, "blocked", checks=[*passing, failing])
+
+    (check_section,) = [t for t in section_texts(operation_blocks(op, CONSOLE)) if t.startswith("*Checks*")]
+
+    lines = check_section.splitlines()[1:]
+    assert lines[0] == "⛔ removed_apis: CronJob a/b" and lines[-1] == "+5 more"
 
 
 def test_huge_messages_and_check_details_stay_within_slack_limits(

@@ -216,7 +216,9 @@ def _describe_insight(insight: dict[str, Any]) -> str:
     reason = (insight.get("insightStatus") or {}).get("reason") or ""
     parts = [f"{insight.get('name')}: {reason}".strip()]
     summary = insight.get("categorySpecificSummary") or {}
-    for detail in summary.get("deprecationDetails") or []:
+    details = summary.get("deprecationDetails") or []
+    called = [d for d in details if d.get("clientStats")]
+    for detail in called or details:
         callers = ", ".join(
             f"{c.get('userAgent')} ({c.get('numberOfRequestsLast30Days')} calls)"
             for c in detail.get("clientStats") or []
