@@ -3,10 +3,15 @@ simulated EKS (UpdateClusterVersion, insights, served APIs) and the fake Kuberne
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.e2e.conftest import ACCOUNT, APPROVER, REGION, policy_cluster, scenario
 
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
 CRONJOB_V1BETA1 = {
     "apiVersion": "batch/v1beta1",
     "kind": "CronJob",
@@ -255,3 +260,31 @@ def test_end_of_support_watcher_announces_once_per_cluster(rehearse: Any) -> Non
         e for e in result.report["busEvents"] if e["detail-type"] == "EKS Version End Of Support Approaching"
     ]
     assert sorted(e["detail"]["clusterName"] for e in events) == ["a", "b", "d"]
+
+
+def test_shipped_two_hop_scenario_asks_each_hop_and_frees_the_lock_while_waiting(rehearse: Any) -> None:
+    data = yaml.safe_load((SCENARIOS / "upgrade-two-hops.yaml").read_text())
+    result = rehearse(data)
+    (upgrade,) = upgrade_ops(result)
+    assert upgrade["status"] == "succeeded", upgrade["message"]
+    assert [(h["to"], h["approval"]["decision"], h["approval"]["by"]) for h in upgrade["hops"]] == [
+        ("1.30", "approved", "platform-lead"),
+        ("1.31", "approved", "platform-lead"),
+    ]
+    steps = [s["name"] for s in upgrade["steps"]]
+    # hop 2 asked its approver without holding the cluster: the lock was let go first, taken again after
+    second_approval = [n for n, name in enumerate(steps) if name == "approval"][1]
+    assert "release_lock" in steps[:second_approval] and "lock" in steps[second_approval:]
+    assert result.report["clusters"][0]["kubernetesVersion"] == "1.31"
+
+
+def test_shipped_removed_api_scenario_names_the_caller(rehearse: Any) -> None:
+    data = yaml.safe_load((SCENARIOS / "upgrade-blocked-by-removed-api.yaml").read_text())
+    result = rehearse(data)
+    (upgrade,) = upgrade_ops(result)
+    assert (upgrade["status"], upgrade["reason"]) == ("blocked", "removed_api_in_use")
+    insight = next(c for c in upgrade["hops"][0]["checks"] if c["name"] == "upgrade_insights")
+    assert "report-tool/2.3 (240 calls)" in insight["detail"]
+    (slack,) = result.report["slackMessages"]
+    text = json.dumps(slack)
+    assert "removed_apis" in text and "CronJob reports/nightly-report" in text
