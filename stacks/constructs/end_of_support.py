@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from constructs import Construct
 
 from stacks.constructs.nag import acknowledge
-from stacks.constructs.workflows import arn_logical_id, dead_letter_queue
+from stacks.constructs.release_watching import schedule_function
+from stacks.constructs.workflows import dead_letter_queue
 
 # The AWS Health events the translator reads (FIDELITY 5.10-5.13). The category is left out on
 # purpose: it is `scheduledChange`, but public samples carry other values (5.14), and the translator
@@ -45,43 +43,19 @@ class EndOfSupportWatching(Construct):
         super().__init__(scope, construct_id)
 
         # ---- the daily schedule -------------------------------------------------------------------
-        self.schedule_dead_letter_queue = dead_letter_queue(self, "ScheduleDeadLetters")
-        acknowledge(
-            self.schedule_dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the end-of-support watcher schedule; it needs no DLQ.",
-        )
-        self.schedule_role = iam.Role(
+        scheduled = schedule_function(
             self,
-            "ScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            ),
-            description="EventBridge Scheduler invoking the Autopatch end-of-support watcher",
-        )
-        self.schedule = scheduler.Schedule(
-            self,
-            "Schedule",
+            watcher,
+            what="end-of-support watcher",
             description="Autopatch: announce control-plane upgrades as end-of-support dates come near",
-            schedule=scheduler.ScheduleExpression.rate(Duration.days(1)),
-            target=scheduler_targets.LambdaInvoke(
-                watcher,
-                role=self.schedule_role,
-                dead_letter_queue=self.schedule_dead_letter_queue,
-                retry_attempts=2,
-                # A run that cannot start within six hours is skipped: tomorrow's covers it (a pass
-                # sends the tightest threshold reached, so nothing is lost by a skipped day).
-                max_event_age=Duration.hours(6),
-            ),
+            rate=Duration.days(1),
+            # A run that cannot start within six hours is skipped: tomorrow's covers it (a pass
+            # sends the tightest threshold reached, so nothing is lost by a skipped day).
+            max_event_age=Duration.hours(6),
         )
-        acknowledge(
-            self.schedule_role.node.find_child("DefaultPolicy"),
-            "AwsSolutions-IAM5",
-            "Added by the Lambda target's grant: the wildcard covers versions and aliases of the "
-            "end-of-support watcher function only.",
-            findings=[f"Resource::<{arn_logical_id(watcher)}.Arn>:*"],
-        )
+        self.schedule_dead_letter_queue = scheduled.dead_letter_queue
+        self.schedule_role = scheduled.role
+        self.schedule = scheduled.schedule
 
         # ---- AWS Health on the default bus --------------------------------------------------------
         self.health_dead_letter_queue = dead_letter_queue(self, "HealthDeadLetters")
