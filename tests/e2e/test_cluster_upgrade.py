@@ -288,3 +288,26 @@ def test_shipped_removed_api_scenario_names_the_caller(rehearse: Any) -> None:
     (slack,) = result.report["slackMessages"]
     text = json.dumps(slack)
     assert "removed_apis" in text and "CronJob reports/nightly-report" in text
+
+
+def test_a_pdb_that_would_block_the_node_group_roll_blocks_the_hop_before_the_control_plane_moves(
+    rehearse: Any,
+) -> None:
+    data = two_hop_scenario()
+    data["clusters"][0]["workloads"] = [
+        {
+            "namespace": "shop",
+            "name": "web",
+            "replicas": 2,
+            "nodegroup": "workers",
+            "pdb": {"minAvailable": 2},
+        }
+    ]
+    data["events"] = [eos_event("legacy", "1.29", "1.30")]
+    result = rehearse(data)
+    (upgrade,) = upgrade_ops(result)
+    assert (upgrade["status"], upgrade["reason"]) == ("blocked", "drain_blocked")
+    check = next(c for c in upgrade["hops"][0]["checks"] if c["name"] == "nodegroups_can_drain")
+    assert "workers: shop/web-" in check["detail"] and "PDB" in check["detail"]
+    assert "UpdateClusterVersion" not in result.simulator.calls
+    assert result.report["clusters"][0]["kubernetesVersion"] == "1.29"

@@ -22,6 +22,8 @@ from autopatch.amis import not_tracked_reason
 from autopatch.clients.eks import Eks
 from autopatch.errors import UpdateRejected
 from autopatch.logic.addon_update import POLL_FIRST_SECONDS, VERIFY_WAIT_SECONDS, request_token
+from autopatch.logic.drain import read_drain_inputs, rehearse_drain
+from autopatch.logic.nodegroup import desired_update_config, effective_max_unavailable
 from autopatch.logic.watcher import choose_target
 from autopatch.models import Approval, Check, Hop, Operation, SupportState, UpdateState
 from autopatch.policy import ClusterPolicy
@@ -148,6 +150,7 @@ def hop_checks(
     yield _target_offered(eks, target)
     nodegroups = [ng for ng in (eks.describe_nodegroup(name, n) for n in eks.list_nodegroups(name)) if ng]
     yield _nodegroups_on_control_plane(nodegroups, current)
+    yield _nodegroups_can_drain(kube, nodegroups, policy)
     yield _al2_check(nodegroups, target)
     nodes = kube.list_nodes()
     yield _self_managed_skew(nodes, target)
@@ -265,6 +268,38 @@ def _nodegroups_on_control_plane(nodegroups: list[dict[str, Any]], current: str)
         "; ".join(words),
         "nodegroup_version_lag",
         ok=f"{len(nodegroups)} managed node groups on {current}",
+    )
+
+
+def _nodegroups_can_drain(kube: Any, nodegroups: list[dict[str, Any]], policy: ClusterPolicy | None) -> Check:
+    """Each managed node group the hop will roll must be able to drain: checked before the control
+    plane moves, so that a PDB never leaves a group behind a control plane it can no longer follow."""
+    blocking: list[str] = []
+    pods = 0
+    for nodegroup in nodegroups:
+        name = str(nodegroup.get("nodegroupName"))
+        if not_tracked_reason(str(nodegroup.get("amiType", "CUSTOM"))) is not None:
+            continue  # not rolled by the upgrade: named by nodegroups_match_control_plane instead
+        if policy is not None and policy.nodegroups is not None and name not in policy.nodegroups:
+            continue
+        update_config = dict(nodegroup.get("updateConfig") or {"maxUnavailable": 1})
+        desired = desired_update_config(policy, update_config)
+        size = int((nodegroup.get("scalingConfig") or {}).get("desiredSize", 1))
+        plan = rehearse_drain(
+            read_drain_inputs(kube, nodegroup=name),
+            max_unavailable=effective_max_unavailable(desired or update_config, size),
+        )
+        pods += plan.pods_to_evict
+        blocking += [f"{name}: {b.pod} on {b.node} ({b.why})" for b in plan.blocking]
+    return _check(
+        "nodegroups_can_drain",
+        not blocking,
+        "; ".join(blocking[:10])
+        + (f" +{len(blocking) - 10} more" if len(blocking) > 10 else "")
+        + ". Fix the PDBs (or roll the group with the node group workflow, which can ask to force) "
+        "before the control plane moves.",
+        "drain_blocked",
+        ok=f"every one of {pods} pods on the managed node groups can be evicted",
     )
 
 
