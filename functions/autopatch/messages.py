@@ -8,6 +8,7 @@ from autopatch.models import Operation
 
 MAX_CHECKS_SHOWN = 8
 SECTION_LIMIT = 3000
+TEXT_LIMIT = 4000  # the top-level `text`, the notification fallback
 
 STATUS_WORDS = {
     "running": "in progress",
@@ -28,28 +29,111 @@ STATUS_EMOJI = {
     "blocked": ":octagonal_sign:",
 }
 
+# Where an operation stands, as its Slack message says it: the run's progress, then how it ended.
+STATES = (
+    "awaiting_approval",
+    "approved",
+    "applying",
+    "verifying",
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "rejected",
+    "timed_out",
+    "blocked",
+    "skipped",
+)
+PROGRESS_STATES = ("running", "awaiting_approval", "approved", "applying", "verifying")
+STATE_WORDS = {
+    **STATUS_WORDS,
+    "awaiting_approval": "awaiting approval",
+    "approved": "approved",
+    "applying": "applying",
+    "verifying": "verifying",
+    "timed_out": "not approved in time",
+}
+STATE_EMOJI = {
+    **STATUS_EMOJI,
+    "awaiting_approval": ":raised_hand:",
+    "approved": ":+1:",
+    "applying": ":gear:",
+    "verifying": ":mag:",
+    "timed_out": ":hourglass:",
+}
 
-def headline(op: Operation) -> str:
-    return (
-        f"{op.cluster.name}: {op.component.name} {op.fromVersion} → {op.toVersion} "
-        f"{STATUS_WORDS.get(op.status, op.status)}"
-    )
+
+def state_of(op: Operation) -> str:
+    """Where the operation stands, from its record: how it ended, or how far a running one got."""
+    if op.status == "rejected":
+        return "timed_out" if op.reason == "approval_timeout" else "rejected"
+    if op.status != "running":
+        return op.status
+    if op.approval.required and op.approval.decision is None and op.approval.id:
+        return "awaiting_approval"
+    if op.verify.attempt or op.verify.findings:
+        return "verifying"
+    if op.update.id:
+        return "applying"
+    if op.approval.decision == "approved":
+        return "approved"
+    return "running"
 
 
-def explanation(op: Operation) -> str:
-    """One or two sentences on why the run ended the way it did."""
+def headline(op: Operation, state: str | None = None) -> str:
+    """`<cluster>: <component> <from> → <to> <what happened>`; `state` defaults to how it ended."""
+    words = STATE_WORDS.get(state, state) if state else STATUS_WORDS.get(op.status, op.status)
+    if (state or op.status) in ("approved", "rejected") and op.approval.decision and op.approval.by:
+        words += f" by {op.approval.by}"
+    return f"{op.cluster.name}: {op.component.name} {op.fromVersion} → {op.toVersion} {words}"[:TEXT_LIMIT]
+
+
+def decision_line(op: Operation, state: str | None = None) -> str:
+    """Who decided, in one line: "Approved by alice.", "Rejected by bob: not today.", or the timeout."""
+    if (state or state_of(op)) == "timed_out":
+        hours = op.approval.timeoutSeconds / 3600
+        return f"Nobody decided within {hours:g} h (approval_timeout), so nothing changed."
+    if not op.approval.decision:
+        return ""
+    by = escape(op.approval.by or "unknown")
+    why = escape(op.approval.reason or "")
+    if op.approval.decision == "rejected" and why:
+        return f"Rejected by {by}: {why}"[:MAX_DETAIL] + ("" if why.endswith(".") else ".")
+    return f"{op.approval.decision.capitalize()} by {by}."
+
+
+def explanation(op: Operation, state: str | None = None) -> str:
+    """One or two sentences on why the run ended the way it did (or where it stands)."""
+    state = state or state_of(op)
     parts = []
-    if op.reason:
-        parts.append(f"Reason: `{op.reason}`.")
-    if op.message:
-        parts.append(escape(op.message))
-    if op.approval.decision:
-        by = op.approval.by or "unknown"
-        parts.append(f"{op.approval.decision.capitalize()} by {by}.")
-    if op.preservedEdits:
+    decided = decision_line(op, state)
+    if state == "timed_out":
+        parts.append(decided)
+    else:
+        if op.reason and state not in PROGRESS_STATES:
+            parts.append(f"Reason: `{op.reason}`.")
+        # "Rejected by bob (…)." is what the decision line says, better.
+        repeated = bool(decided) and (op.message or "").startswith("Rejected by")
+        if op.message and state not in PROGRESS_STATES and not repeated:
+            parts.append(escape(op.message))
+        if decided:
+            parts.append(decided)
+    if op.preservedEdits and state not in PROGRESS_STATES:
         kept = sum(1 for e in op.preservedEdits if e.before == e.after)
         parts.append(f"Customer edits preserved: {kept}/{len(op.preservedEdits)}.")
     return " ".join(parts)[:SECTION_LIMIT]
+
+
+def why_now(op: Operation) -> str:
+    """Why this change is on the way: the announcement, and the deadline if there is one."""
+    since = op.detectedAt.date().isoformat()
+    if op.component.kind == "control-plane":
+        what = f"Kubernetes {op.fromVersion} is nearing its end of support (announced {since})"
+    elif op.component.kind == "nodegroup":
+        what = f"EKS published AMI release {op.toVersion} (seen {since})"
+    else:
+        what = f"EKS offers {op.component.name} {op.toVersion} (seen {since})"
+    deadline = f"; deadline {op.deadline.date().isoformat()}" if op.deadline else ""
+    return escape(f"{what}{deadline}.")
 
 
 MAX_DETAIL = 300
@@ -163,73 +247,117 @@ def _execution_link(op: Operation, console_url: str) -> str:
     return f"<{console_url}#/v2/executions/details/{op.executionArn}|execution {op.id}>"
 
 
-def operation_blocks(op: Operation, console_url: str) -> dict[str, Any]:
+def _status_field(op: Operation, state: str) -> str:
+    if op.status == "running":  # where it stands (applying, or approved by the decider)
+        return state.replace("_", " ")
+    return op.status + (" (approval_timeout)" if state == "timed_out" else "")
+
+
+def operation_blocks(op: Operation, console_url: str, *, state: str | None = None) -> dict[str, Any]:
+    """The operation's one Slack message, as it reads in `state` (derived from the record if not
+    given): what changes where, where it stands, who decided, why now, the checks and the link."""
+    state = state or state_of(op)
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{STATUS_EMOJI.get(op.status, '')} *{headline(op)}*"},
+            "text": {
+                "type": "mrkdwn",
+                "text": f"{STATE_EMOJI.get(state, '')} *{escape(headline(op, state))}*"[:SECTION_LIMIT],
+            },
         },
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Cluster*\n{op.cluster.name} ({op.cluster.region})"},
-                {"type": "mrkdwn", "text": f"*Component*\n{op.component.kind} {op.component.name}"},
-                {"type": "mrkdwn", "text": f"*Version*\n{op.fromVersion} → {op.toVersion}"},
-                {"type": "mrkdwn", "text": f"*Status*\n{op.status}"},
-            ],
-        },
+        _fields(op, _status_field(op, state)),
     ]
-    why = explanation(op)
+    why = explanation(op, state)
     if why:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": why}})
     blocks += _detail_sections(op)
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
-    )
-    return {"text": headline(op), "blocks": blocks}
+    blocks.append(_footer(op, console_url))
+    return {"text": headline(op, state), "blocks": blocks[:50]}
+
+
+def _fields(op: Operation, status: str) -> dict[str, Any]:
+    def field(title: str, value: str) -> dict[str, str]:
+        return {"type": "mrkdwn", "text": f"*{title}*\n{escape(value)}"[:2000]}
+
+    return {
+        "type": "section",
+        "fields": [
+            field("Cluster", f"{op.cluster.name} ({op.cluster.region})"),
+            field("Component", f"{op.component.kind} {op.component.name}"),
+            field("Version", f"{op.fromVersion} → {op.toVersion}"),
+            field("Status", status),
+        ],
+    }
+
+
+def _footer(op: Operation, console_url: str) -> dict[str, Any]:
+    """Why now, and the execution to look at."""
+    return {
+        "type": "context",
+        "elements": [
+            {"type": "mrkdwn", "text": _execution_link(op, console_url)[:SECTION_LIMIT]},
+            {"type": "mrkdwn", "text": f"Why now: {why_now(op)}"[:SECTION_LIMIT]},
+        ],
+    }
 
 
 def approval_blocks(
     op: Operation, approval_id: str, approvers: list[str], console_url: str
 ) -> dict[str, Any]:
+    """The approval request: the operation's message with Approve and Reject buttons (each carrying
+    the approval id) and an optional reason that a Reject click sends along in `state.values`."""
     versions = (
         f"{op.hop.fromVersion} → {op.hop.toVersion}" if op.hop else f"{op.fromVersion} → {op.toVersion}"
     )
     ask = (
-        f":raised_hand: *Approval needed: {op.cluster.name} {op.component.name} "
-        f"{versions}*\nApprovers: {', '.join(approvers)}. "
+        f":raised_hand: *Approval needed: {escape(op.cluster.name)} {escape(op.component.name)} "
+        f"{versions}*\nApprovers: {escape(', '.join(approvers))}. "
         f"Or from a shell: `autopatch approve {approval_id} --as <name>`"
     )
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": ask[:SECTION_LIMIT]}},
+        _fields(op, "awaiting approval"),
     ]
     blocks += _detail_sections(op)
     blocks.append(
         {
+            "type": "input",
+            "block_id": f"reason:{approval_id}"[:255],
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Reason (optional, sent with Reject)"},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "reason",
+                "max_length": 500,
+                "placeholder": {"type": "plain_text", "text": "Why not now?"},
+            },
+        }
+    )
+    blocks.append(
+        {
             "type": "actions",
-            "block_id": f"approval:{approval_id}",
+            "block_id": f"approval:{approval_id}"[:255],
             "elements": [
                 {
                     "type": "button",
                     "action_id": "approve",
                     "style": "primary",
                     "text": {"type": "plain_text", "text": "Approve"},
-                    "value": approval_id,
+                    "value": approval_id[:2000],
                 },
                 {
                     "type": "button",
                     "action_id": "reject",
                     "style": "danger",
                     "text": {"type": "plain_text", "text": "Reject"},
-                    "value": approval_id,
+                    "value": approval_id[:2000],
                 },
             ],
         }
     )
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": _execution_link(op, console_url)}]}
-    )
-    return {"text": f"Approval needed: {op.cluster.name} {op.component.name}", "blocks": blocks}
+    blocks.append(_footer(op, console_url))
+    text = f"Approval needed: {op.cluster.name} {op.component.name} {versions}"
+    return {"text": text[:TEXT_LIMIT], "blocks": blocks[:50]}
 
 
 def plain_text(op: Operation) -> str:

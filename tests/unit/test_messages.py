@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from autopatch.messages import approval_blocks, operation_blocks, plain_text
+from autopatch.messages import approval_blocks, operation_blocks, plain_text, state_of
 from autopatch.models import Operation
 
 CONSOLE = "https://console.aws.amazon.com/states/home"
@@ -246,3 +246,241 @@ def test_approval_buttons_carry_the_approval_id(make_operation: Callable[..., Op
         ("approve", "apr-Xy1"),
         ("reject", "apr-Xy1"),
     }
+
+
+# ---- one message per operation, in every state it goes through ----------------------------------
+
+APPROVED = {
+    "required": True,
+    "id": "apr-Xy1",
+    "decision": "approved",
+    "by": "alice",
+    "at": "2026-03-02T10:00Z",
+}
+REJECTED = {**APPROVED, "decision": "rejected", "by": "bob", "reason": "not during the sale"}
+PENDING = {"required": True, "id": "apr-Xy1"}
+
+# state: (the record as the run leaves it, what the message says, who decided)
+STATES: dict[str, tuple[dict[str, Any], str, str | None]] = {
+    "awaiting_approval": ({"approval": PENDING}, "awaiting approval", None),
+    "approved": ({"approval": APPROVED}, "approved by alice", "alice"),
+    "applying": (
+        {"approval": APPROVED, "update": {"id": "u-1", "status": "InProgress"}},
+        "applying",
+        "alice",
+    ),
+    "verifying": (
+        {"approval": APPROVED, "update": {"id": "u-1"}, "verify": {"attempt": 1}},
+        "verifying",
+        "alice",
+    ),
+    "succeeded": ({**ENDINGS["succeeded"], "status": "succeeded", "approval": APPROVED}, "patched", "alice"),
+    "failed": ({**ENDINGS["failed"], "status": "failed"}, "failed", None),
+    "rolled_back": ({**ENDINGS["rolled_back"], "status": "rolled_back"}, "rolled back", None),
+    "rejected": (
+        {"status": "rejected", "reason": "approval_rejected", "approval": REJECTED},
+        "rejected by bob",
+        "bob",
+    ),
+    "timed_out": (
+        {
+            "status": "rejected",
+            "reason": "approval_timeout",
+            "message": "Nobody decided within 24 h.",
+            "approval": PENDING,
+        },
+        "not approved in time",
+        None,
+    ),
+    "blocked": ({**ENDINGS["blocked"], "status": "blocked"}, "blocked before any change", None),
+    "skipped": ({**ENDINGS["skipped"], "status": "skipped"}, "skipped", None),
+}
+HUGE: dict[str, Any] = {"message": "x&<>" * 3_000, "checks": checks(40, detail="y" * 2_000)}
+
+
+def in_state(make_operation: Callable[..., Operation], state: str, **extra: Any) -> Operation:
+    record, _, _ = STATES[state]
+    return make_operation(**(record | extra))
+
+
+def message_of(op: Operation, state: str) -> dict[str, Any]:
+    """What Slack shows in `state`: the approval request carries the buttons."""
+    if state == "awaiting_approval":
+        return approval_blocks(op, "apr-Xy1", ["alice", "bob"], CONSOLE)
+    return operation_blocks(op, CONSOLE, state=state)
+
+
+def plain_texts_of(value: Any) -> Iterator[dict[str, Any]]:
+    """Every plain_text object anywhere in a payload (labels, placeholders, button texts)."""
+    if isinstance(value, dict):
+        if value.get("type") == "plain_text":
+            yield value
+        for item in value.values():
+            yield from plain_texts_of(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_texts_of(item)
+
+
+def assert_within_every_slack_limit(payload: dict[str, Any]) -> None:
+    """Block Kit's documented limits for what these messages use."""
+    assert 0 < len(payload["text"]) <= 4000
+    assert len(payload["blocks"]) <= 50
+    for block in payload["blocks"]:
+        assert len(block.get("block_id", "")) <= 255
+        if block["type"] == "section":
+            assert "text" in block or "fields" in block
+            if "text" in block:
+                assert len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+        elif block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        elif block["type"] == "context":
+            assert 0 < len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 3000 for e in block["elements"])
+        elif block["type"] == "actions":
+            assert len(block["elements"]) <= 25
+            for button in block["elements"]:
+                assert len(button["text"]["text"]) <= 75
+                assert len(button["value"]) <= 2000
+                assert len(button["action_id"]) <= 255
+        elif block["type"] == "input":
+            assert len(block["label"]["text"]) <= 2000
+            assert len(block["element"]["action_id"]) <= 255
+        else:
+            raise AssertionError(f"unexpected block type {block['type']}")
+    for plain in plain_texts_of(payload["blocks"]):
+        assert len(plain["text"]) <= 150
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_state_names_what_where_where_it_stands_and_who_decided(
+    make_operation: Callable[..., Operation], state: str
+) -> None:
+    _, words, decided_by = STATES[state]
+    op = in_state(make_operation, state)
+
+    payload = message_of(op, state)
+
+    assert_within_every_slack_limit(payload)
+    everything = "\n".join(texts(payload))
+    assert "prod" in payload["text"] and "coredns" in payload["text"]
+    assert "*Cluster*\nprod (eu-west-1)" in everything
+    assert "*Component*\naddon coredns" in everything
+    assert f"*Version*\n{FROM_TO}" in everything
+    assert words in everything.lower()
+    if decided_by:
+        assert f"by {decided_by}" in everything
+    else:
+        assert "Approved by" not in everything and "Rejected by" not in everything
+    assert f"|execution {op.id}>" in everything
+    assert "Why now:" in everything
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_state_stays_within_slack_limits_however_much_there_is_to_say(
+    make_operation: Callable[..., Operation], state: str
+) -> None:
+    op = in_state(make_operation, state, **HUGE)
+
+    payload = message_of(op, state)
+
+    assert_within_every_slack_limit(payload)
+    (check_section,) = [t for t in section_texts(payload) if t.startswith("*Checks*")]
+    assert check_section.endswith(" more") and "\n+" in check_section
+
+
+@pytest.mark.parametrize("state", [s for s in STATES if s != "awaiting_approval"])
+def test_only_the_approval_request_carries_buttons(
+    make_operation: Callable[..., Operation], state: str
+) -> None:
+    payload = message_of(in_state(make_operation, state), state)
+
+    assert not [b for b in payload["blocks"] if b["type"] in ("actions", "input")]
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_the_state_is_read_from_the_record_when_not_given(
+    make_operation: Callable[..., Operation], state: str
+) -> None:
+    op = in_state(make_operation, state)
+
+    assert state_of(op) == state
+    if state != "awaiting_approval":
+        assert operation_blocks(op, CONSOLE) == operation_blocks(op, CONSOLE, state=state)
+
+
+def test_the_status_field_says_where_a_running_operation_stands(
+    make_operation: Callable[..., Operation],
+) -> None:
+    op = in_state(make_operation, "applying")
+
+    assert "*Status*\napplying" in "\n".join(texts(operation_blocks(op, CONSOLE)))
+
+
+def test_a_timeout_says_plainly_that_nobody_decided(make_operation: Callable[..., Operation]) -> None:
+    op = in_state(make_operation, "timed_out", approval={**PENDING, "timeoutSeconds": 7200})
+
+    payload = operation_blocks(op, CONSOLE)
+
+    everything = "\n".join(texts(payload))
+    assert "Nobody decided within 2 h (approval_timeout), so nothing changed." in everything
+    assert "*Status*\nrejected (approval_timeout)" in everything
+    assert payload["text"] == f"prod: coredns {FROM_TO} not approved in time"
+    assert "Nobody decided within 2 h (approval_timeout)" in plain_text(op)
+
+
+def test_a_rejection_gives_the_reason_once(make_operation: Callable[..., Operation]) -> None:
+    op = in_state(make_operation, "rejected", message="Rejected by bob (not during the sale).")
+
+    everything = "\n".join(texts(operation_blocks(op, CONSOLE)))
+
+    assert "Rejected by bob: not during the sale." in everything
+    assert everything.count("not during the sale") == 1
+
+
+def test_the_approval_request_asks_for_an_optional_reason_that_reject_carries(
+    make_operation: Callable[..., Operation],
+) -> None:
+    op = in_state(make_operation, "awaiting_approval")
+
+    payload = approval_blocks(op, "apr-Xy1", ["alice"], CONSOLE)
+
+    (reason,) = [b for b in payload["blocks"] if b["type"] == "input"]
+    assert reason["block_id"] == "reason:apr-Xy1" and reason["optional"] is True
+    assert reason["element"]["type"] == "plain_text_input" and reason["element"]["action_id"] == "reason"
+    kinds = [b["type"] for b in payload["blocks"]]
+    assert kinds.index("input") < kinds.index("actions")  # in the same message as the buttons
+    (actions,) = [b for b in payload["blocks"] if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"], e["text"]["text"]) for e in actions["elements"]] == [
+        ("approve", "apr-Xy1", "Approve"),
+        ("reject", "apr-Xy1", "Reject"),
+    ]
+
+
+def test_an_approval_request_for_a_control_plane_hop_names_the_hop_and_the_support_status(
+    make_operation: Callable[..., Operation],
+) -> None:
+    hop = {"fromVersion": "1.29", "toVersion": "1.30", "status": "running"}
+    op = make_operation(
+        component={"kind": "control-plane", "name": "control-plane"},
+        fromVersion="1.29",
+        toVersion="1.31",
+        approval=PENDING,
+        hops=[hop],
+        support={
+            "versionStatus": "EXTENDED_SUPPORT",
+            "supportType": "EXTENDED",
+            "endOfExtendedSupport": "2026-11-26T00:00:00Z",
+        },
+    )
+
+    payload = approval_blocks(op, "apr-Xy1", ["alice"], CONSOLE)
+
+    assert_within_every_slack_limit(payload)
+    everything = "\n".join(texts(payload))
+    assert "Approval needed: prod control-plane 1.29 → 1.30" in everything
+    assert "• 1.29 → 1.30: running" in everything
+    assert "1.29 is in extended support (billed at the higher rate) until 2026-11-26" in everything
+    assert "nearing its end of support" in everything
