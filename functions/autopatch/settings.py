@@ -17,6 +17,12 @@ ENV_TOPIC_ARN = "AUTOPATCH_TOPIC_ARN"
 ENV_SLACK_WEBHOOK_SECRET_ARN = "AUTOPATCH_SLACK_WEBHOOK_SECRET_ARN"
 ENV_POLICY_PATH = "AUTOPATCH_POLICY_PATH"
 ENV_CONSOLE_URL = "AUTOPATCH_CONSOLE_URL"
+# Optional: a Secrets Manager secret holding `{"token": "xoxb-…", "channel": "C…"}`. Set, each
+# operation has one Slack message updated in place; unset, every state is a new webhook message.
+ENV_SLACK_BOT_SECRET_ARN = "AUTOPATCH_SLACK_BOT_SECRET_ARN"
+# Optional: where the Slack Web API is (the rehearsal points it at its local stand-in).
+ENV_SLACK_API_URL = "AUTOPATCH_SLACK_API_URL"
+SLACK_API_URL = "https://slack.com/api/"
 
 # Shipped inside the Lambda asset by the CDK app, next to the `autopatch` package.
 DEFAULT_POLICY_PATH = str(Path(__file__).resolve().parent.parent / "fleet.json")
@@ -30,6 +36,8 @@ class Settings:
     slack_webhook_secret_arn: str
     policy_path: str
     console_url: str = "https://console.aws.amazon.com/states/home"
+    slack_bot_secret_arn: str = ""
+    slack_api_url: str = SLACK_API_URL
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +55,8 @@ class Settings:
             slack_webhook_secret_arn=os.environ[ENV_SLACK_WEBHOOK_SECRET_ARN],
             policy_path=os.environ.get(ENV_POLICY_PATH) or DEFAULT_POLICY_PATH,
             console_url=os.environ.get(ENV_CONSOLE_URL) or _console_url(os.environ.get("AWS_REGION")),
+            slack_bot_secret_arn=os.environ.get(ENV_SLACK_BOT_SECRET_ARN, ""),
+            slack_api_url=os.environ.get(ENV_SLACK_API_URL) or SLACK_API_URL,
         )
 
 

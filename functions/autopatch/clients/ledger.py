@@ -6,6 +6,7 @@ Keys (one table, `pk`/`sk`, TTL attribute `expiresAt`):
   ended). A conditional write here is what makes 20 identical events start one update.
 - `CLUSTER#…` / `OP#<kind>#<component>#<target>#<execution>`: the operation record (audit trail).
 - `CLUSTER#…` / `ANNOUNCED#<kind>#<component>#<target>`: what the watcher announced, and when.
+- `CLUSTER#…` / `SLACK#<execution>`: the operation's Slack message (`channel`, `ts`), updated in place.
 - `APPROVAL#<id>` / `APPROVAL`: task token, operation key, approvers, decision.
 - `INVALID#<date>` / `<execution>`: rejected events.
 """
@@ -301,6 +302,28 @@ class Ledger:
             ConditionExpression="#s = :pending",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":expired": "expired", ":pending": "pending"},
+        )
+
+    # ---- the operation's Slack message ----------------------------------------------------------
+    def slack_message(self, cluster_key: str, op_id: str) -> dict[str, Any] | None:
+        """Where the operation's message is (`channel`, `ts`) and the state it last showed."""
+        key = {"pk": cluster_pk(cluster_key), "sk": f"SLACK#{op_id}"}
+        return self.table.get_item(Key=key).get("Item")
+
+    def save_slack_message(
+        self, cluster_key: str, op_id: str, channel: str, ts: str, *, state: str = ""
+    ) -> None:
+        now = clock.now()
+        self.table.put_item(
+            Item={
+                "pk": cluster_pk(cluster_key),
+                "sk": f"SLACK#{op_id}",
+                "channel": channel,
+                "ts": ts,
+                "state": state,
+                "updatedAt": clock.iso(now),
+                "expiresAt": clock.epoch(now + RECORD_TTL),
+            }
         )
 
     # ---- announcements --------------------------------------------------------------------------

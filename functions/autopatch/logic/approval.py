@@ -15,6 +15,7 @@ from typing import Any, Literal
 from autopatch import clock, messages
 from autopatch.clients.ledger import Ledger
 from autopatch.errors import ApprovalError
+from autopatch.logic import notify
 from autopatch.models import APPROVAL_REQUESTED, Operation
 from autopatch.policy import FleetPolicy
 
@@ -48,7 +49,11 @@ def request_approval(
     op.approval.id = approval_id
     payload = messages.approval_blocks(op, approval_id, approvers, console_url)
     summary = f"approval requested from {', '.join(approvers)}"
-    op.notifications.append(notifier.slack(payload, status="awaiting_approval", summary=summary))
+    op.notifications.append(
+        notify.to_slack(
+            op, payload, status="awaiting_approval", summary=summary, ledger=ledger, notifier=notifier
+        )
+    )
     op.notifications.append(
         notifier.sns(
             f"Approval needed: {op.cluster.name} {op.component.name} "
