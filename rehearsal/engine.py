@@ -3,8 +3,9 @@
 moto provides DynamoDB, SNS, Secrets Manager, EventBridge, IAM, Lambda (as a registry) and Step
 Functions (which executes the ASL). The engine adds what moto lacks: in-process Lambda invocation,
 the simulated clock, the EKS simulator, one fake Kubernetes API per cluster, a rule router that
-delivers `PutEvents` to the state machines whose rule patterns match, a local Slack webhook, and a
-simulated approver that decides through the same `decide()` the CLI uses.
+delivers `PutEvents` to the state machines whose rule patterns match, a local Slack (webhook and
+the Web API a bot token posts and updates messages through), and a simulated approver that decides
+through the same `decide()` the CLI uses.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ ENGINE_SECRET_KEY = "rehearsal-engine-secret"
 
 FUNCTION_PREFIX = "autopatch-"
 BUS_NAME = "autopatch"
+SLACK_CHANNEL = "C0REHEARSAL"
 
 
 def load_catalogue() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -149,7 +151,14 @@ class Engine:
         stack.enter_context(eks_routed_to(self.simulator))
         stack.enter_context(self._routed_put_events())
         self._reset_product_caches()
-        self.slack = SlackSink(on_message=self._slack_message).start()
+        # A bot token of its own for each rehearsal: only the Secrets Manager secret carries it.
+        self._slack_token = f"xoxb-rehearsal-{uuid.uuid4().hex}"
+        self.slack = SlackSink(
+            on_message=self._slack_message,
+            token=self._slack_token,
+            channels={SLACK_CHANNEL},
+            now=lambda: self.clock.now().timestamp(),
+        ).start()
         stack.callback(self.slack.stop)
         self._create_resources()
         # Every function has the same configuration, and runs with the Lambda role's keys (the
@@ -185,8 +194,11 @@ class Engine:
 
         table = create_ledger_table(boto3.client("dynamodb"), f"autopatch-ledger-{uuid.uuid4().hex[:6]}")
         topic = boto3.client("sns").create_topic(Name="autopatch-notifications")["TopicArn"]
-        secret = boto3.client("secretsmanager").create_secret(
-            Name="autopatch/slack-webhook-url", SecretString=self.slack.url
+        secrets = boto3.client("secretsmanager")
+        secret = secrets.create_secret(Name="autopatch/slack-webhook-url", SecretString=self.slack.url)["ARN"]
+        bot_secret = secrets.create_secret(
+            Name="autopatch/slack-bot",
+            SecretString=json.dumps({"token": self._slack_token, "channel": SLACK_CHANNEL}),
         )["ARN"]
         boto3.client("events").create_event_bus(Name=BUS_NAME)
         role = boto3.client("iam").create_role(
@@ -198,6 +210,8 @@ class Engine:
             "AUTOPATCH_EVENT_BUS": BUS_NAME,
             "AUTOPATCH_TOPIC_ARN": topic,
             "AUTOPATCH_SLACK_WEBHOOK_SECRET_ARN": secret,
+            "AUTOPATCH_SLACK_BOT_SECRET_ARN": bot_secret,
+            "AUTOPATCH_SLACK_API_URL": self.slack.api_url,
             "AUTOPATCH_POLICY_PATH": str(self.policy_path),
             "AUTOPATCH_CONSOLE_URL": "https://console.aws.amazon.com/states/home",
         }

@@ -397,6 +397,24 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"- {item['execution']}: {'; '.join(item['problems'])}")
         lines.append("")
     lines += ["## Slack messages", ""]
-    for message in report["slackMessages"]:
-        lines.append(f"- {message.get('text', '')}")
+    lines += slack_histories(report["slackMessages"])
     return "\n".join(lines) + "\n"
+
+
+def slack_histories(records: list[dict[str, Any]]) -> list[str]:
+    """Each Slack message: what it said first, then each update in place, in order."""
+    order: list[str] = []
+    said: dict[str, list[str]] = {}
+    for n, record in enumerate(records):
+        ts = record.get("ts")
+        updated = record.get("method") in ("chat.update", "response_url") and ts in said
+        key = str(ts) if updated or record.get("method") == "chat.postMessage" else f"#{n}"
+        if key not in said:
+            order.append(key)
+            said[key] = []
+        said[key].append(str(record.get("text", "")))
+    lines = []
+    for key in order:
+        first, *updates = said[key]
+        lines += [f"- {first}", *(f"  - then: {text}" for text in updates)]
+    return lines
