@@ -20,7 +20,7 @@ import threading
 import traceback
 import uuid
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,8 @@ ENGINE_SECRET_KEY = "rehearsal-engine-secret"
 
 FUNCTION_PREFIX = "autopatch-"
 BUS_NAME = "autopatch"
+# Where emailed approval links point in a rehearsal; `Engine.call_approval_api` serves its paths.
+APPROVAL_API_URL = "https://approvals.rehearsal.invalid"
 SLACK_CHANNEL = "C0REHEARSAL"
 
 
@@ -104,6 +106,17 @@ class Engine:
         self._stack = contextlib.ExitStack()
         self.state_machine_arns: dict[str, str] = {}
         self.env: dict[str, str] = {}
+        # The approval API: its queue (delivered to the decider in-process, one message at a
+        # time), the run's own signing secret and link key, and the approval emails sent.
+        self.approval_queue_url = ""
+        self.approvals_topic_arn = ""
+        self.slack_signing_secret = ""
+        self.link_key = ""
+        self.approval_emails: list[dict[str, Any]] = []
+        self.undelivered_approval_messages: list[dict[str, Any]] = []
+        self._approval_inbox: deque[dict[str, Any]] = deque()
+        self._approval_draining = False
+        self._approval_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> Engine:
@@ -182,6 +195,11 @@ class Engine:
 
         for cached in (services, settings, eks.eks_client, notifier._client, aws._client, load_policy_cached):
             cached.cache_clear()
+        from autopatch.clients import approvals
+        from autopatch.handlers import approval_decider, approval_receiver
+
+        for cached in (approvals._client, approval_receiver._clients, approval_decider._sfn):
+            cached.cache_clear()
         with contextlib.suppress(Exception):
             from aws_lambda_powertools.utilities import parameters
 
@@ -215,6 +233,7 @@ class Engine:
             "AUTOPATCH_POLICY_PATH": str(self.policy_path),
             "AUTOPATCH_CONSOLE_URL": "https://console.aws.amazon.com/states/home",
         }
+        self.env.update(self._create_approval_resources())
         self.ledger_table = table
         self.topic_arn = topic
         code = io.BytesIO()
@@ -308,6 +327,10 @@ class Engine:
             response = inner(client, operation_name, api_params)
             if service == "events" and operation_name == "PutEvents":
                 engine._route(api_params.get("Entries", []), response.get("Entries", []))
+            if service == "sqs" and operation_name == "SendMessage":
+                engine._approval_message_sent(api_params, response)
+            if service == "sns" and operation_name == "Publish":
+                engine._approval_email_sent(api_params)
             return response
 
         with mock.patch.object(BaseClient, "_make_api_call", make_api_call):
@@ -370,6 +393,111 @@ class Engine:
         if self._on_slack_message is not None:
             self._on_slack_message(payload)
 
+    # ---- the approval API ------------------------------------------------------------------------
+    def _create_approval_resources(self) -> dict[str, str]:
+        """The queue, the two secrets (fresh for each run) and the approvals topic; their settings."""
+        import boto3
+
+        self.slack_signing_secret = os.urandom(16).hex()
+        self.link_key = os.urandom(32).hex()
+        secretsmanager = boto3.client("secretsmanager")
+        signing = secretsmanager.create_secret(
+            Name="autopatch/slack-signing-secret", SecretString=self.slack_signing_secret
+        )["ARN"]
+        link_key = secretsmanager.create_secret(
+            Name="autopatch/approval-link-key", SecretString=self.link_key
+        )["ARN"]
+        self.approval_queue_url = boto3.client("sqs").create_queue(QueueName="autopatch-approval-decisions")[
+            "QueueUrl"
+        ]
+        self.approvals_topic_arn = boto3.client("sns").create_topic(Name="autopatch-approvals")["TopicArn"]
+        return {
+            "AUTOPATCH_APPROVAL_QUEUE_URL": self.approval_queue_url,
+            "AUTOPATCH_SLACK_SIGNING_SECRET_ARN": signing,
+            "AUTOPATCH_LINK_KEY_SECRET_ARN": link_key,
+            "AUTOPATCH_APPROVAL_TOPIC_ARN": self.approvals_topic_arn,
+            "AUTOPATCH_APPROVAL_API_URL": APPROVAL_API_URL,
+        }
+
+    def call_approval_api(
+        self, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
+        """One request to the approval API (API Gateway HTTP API, payload v2), answered in-process
+        by the ApprovalReceiver handler. `path` may carry a query string."""
+        result = self.invoke_function("ApprovalReceiver", http_api_event(method, path, body, headers))
+        if not isinstance(result, dict) or "statusCode" not in result:
+            raise RuntimeError(f"the approval receiver failed: {result}")
+        return int(result["statusCode"]), dict(result.get("headers") or {}), str(result.get("body") or "")
+
+    def slack_click(
+        self,
+        approval_id: str,
+        *,
+        user_id: str,
+        action: str = "approve",
+        reason: str | None = None,
+        response_url: str | None = None,
+        signed_at: float | None = None,
+        signing_secret: str | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        """What Slack sends when `user_id` presses Approve or Reject on an approval request: the
+        interaction payload, signed with the run's signing secret (or another, to test refusals)
+        at the simulated now (or `signed_at`), through `call_approval_api`."""
+        payload = slack_click_payload(
+            approval_id, user_id=user_id, action=action, reason=reason, response_url=response_url
+        )
+        body, headers = signed_slack_request(
+            signing_secret if signing_secret is not None else self.slack_signing_secret,
+            payload,
+            timestamp=int(signed_at if signed_at is not None else self.clock.now().timestamp()),
+        )
+        return self.call_approval_api("POST", "/slack/interactions", body, headers)
+
+    def _approval_message_sent(self, params: dict[str, Any], response: dict[str, Any]) -> None:
+        """As the SQS event source would: the decider gets each message, on the simulated clock,
+        one at a time, in the order they were sent."""
+        if not self.approval_queue_url or params.get("QueueUrl") != self.approval_queue_url:
+            return
+        with self._approval_lock:
+            self._approval_inbox.append(
+                {"body": params.get("MessageBody", ""), "messageId": response.get("MessageId", "")}
+            )
+            if self._approval_draining:
+                return
+            self._approval_draining = True
+        self.clock.call_later(0, self._drain_approval_inbox)
+
+    def _drain_approval_inbox(self) -> None:
+        while True:
+            with self._approval_lock:
+                if not self._approval_inbox:
+                    self._approval_draining = False
+                    return
+                message = self._approval_inbox.popleft()
+            record = {
+                "messageId": message["messageId"],
+                "receiptHandle": f"rehearsal-{message['messageId']}",
+                "body": message["body"],
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{self.region}:{self.account_id}:autopatch-approval-decisions",
+                "awsRegion": self.region,
+            }
+            result = self.invoke_function("ApprovalDecider", {"Records": [record]})
+            if not isinstance(result, dict) or result.get("batchItemFailures") or "errorType" in result:
+                # In AWS: retried, then the dead-letter queue. Kept here for the report and tests.
+                self.undelivered_approval_messages.append({**message, "result": result})
+
+    def _approval_email_sent(self, params: dict[str, Any]) -> None:
+        if not self.approvals_topic_arn or params.get("TopicArn") != self.approvals_topic_arn:
+            return
+        approver = (params.get("MessageAttributes") or {}).get("approver", {}).get("StringValue")
+        self.approval_emails.append(
+            {"approver": approver, "subject": params.get("Subject"), "text": params.get("Message", "")}
+        )
+
     # ---- reading results -------------------------------------------------------------------------
     def executions(self) -> list[dict[str, Any]]:
         import boto3
@@ -418,3 +546,84 @@ def execution_name(event: dict[str, Any]) -> str:
     name = f"{cluster}-{component.get('name', 'x')}-{str(event['id'])[:8]}"
     cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in name)
     return cleaned[:80]
+
+
+# ---- approval API requests, as API Gateway and Slack make them -------------------------------------
+def http_api_event(
+    method: str, path: str, body: str = "", headers: dict[str, str] | None = None, *, base64_body: bool = True
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event for `method path?query`. Form bodies
+    arrive base64-encoded, as API Gateway passes them."""
+    import base64
+    from urllib.parse import parse_qsl
+
+    raw_path, _, query = path.partition("?")
+    encode = base64_body and bool(body)
+    return {
+        "version": "2.0",
+        "routeKey": f"{method.upper()} {raw_path}",
+        "rawPath": raw_path,
+        "rawQueryString": query,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "queryStringParameters": dict(parse_qsl(query, keep_blank_values=True)) or None,
+        "requestContext": {
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{method.upper()} {raw_path}",
+            "stage": "$default",
+        },
+        "body": base64.b64encode(body.encode()).decode() if encode else body,
+        "isBase64Encoded": encode,
+    }
+
+
+def slack_click_payload(
+    approval_id: str,
+    *,
+    user_id: str,
+    action: str = "approve",
+    reason: str | None = None,
+    response_url: str | None = None,
+) -> dict[str, Any]:
+    """The `block_actions` payload of a click on an approval request's Approve or Reject button."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T0REHEARSAL"},
+        "api_app_id": "A0AUTOPATCH",
+        "trigger_id": uuid.uuid4().hex,
+        "response_url": response_url or "",
+        "actions": [
+            {
+                "type": "button",
+                "block_id": f"approval:{approval_id}",
+                "action_id": action,
+                "value": approval_id,
+                "action_ts": "0",
+            }
+        ],
+        "state": {
+            "values": {f"reason:{approval_id}": {"reason": {"type": "plain_text_input", "value": reason}}}
+        },
+    }
+
+
+def signed_slack_request(
+    secret: str, payload: dict[str, Any], *, timestamp: int
+) -> tuple[str, dict[str, str]]:
+    """The form body Slack posts (`payload=<json>`) and its signature headers (v0, HMAC-SHA256)."""
+    from urllib.parse import urlencode
+
+    from slack_sdk.signature import SignatureVerifier
+
+    body = urlencode({"payload": json.dumps(payload)})
+    signature = SignatureVerifier(secret).generate_signature(timestamp=str(timestamp), body=body)
+    return body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(timestamp),
+        "X-Slack-Signature": signature or "",
+    }

@@ -17,6 +17,14 @@ ENV_TOPIC_ARN = "AUTOPATCH_TOPIC_ARN"
 ENV_SLACK_WEBHOOK_SECRET_ARN = "AUTOPATCH_SLACK_WEBHOOK_SECRET_ARN"
 ENV_POLICY_PATH = "AUTOPATCH_POLICY_PATH"
 ENV_CONSOLE_URL = "AUTOPATCH_CONSOLE_URL"
+
+# The approval API and emailed approval links (all optional: without them, approvers decide in
+# Slack through the API or with the CLI). Secrets are named by ARN, never given as values.
+ENV_APPROVAL_TOPIC_ARN = "AUTOPATCH_APPROVAL_TOPIC_ARN"
+ENV_APPROVAL_API_URL = "AUTOPATCH_APPROVAL_API_URL"
+ENV_APPROVAL_QUEUE_URL = "AUTOPATCH_APPROVAL_QUEUE_URL"
+ENV_SLACK_SIGNING_SECRET_ARN = "AUTOPATCH_SLACK_SIGNING_SECRET_ARN"
+ENV_LINK_KEY_SECRET_ARN = "AUTOPATCH_LINK_KEY_SECRET_ARN"
 # Optional: a Secrets Manager secret holding `{"token": "xoxb-…", "channel": "C…"}`. Set, each
 # operation has one Slack message updated in place; unset, every state is a new webhook message.
 ENV_SLACK_BOT_SECRET_ARN = "AUTOPATCH_SLACK_BOT_SECRET_ARN"
@@ -36,6 +44,12 @@ class Settings:
     slack_webhook_secret_arn: str
     policy_path: str
     console_url: str = "https://console.aws.amazon.com/states/home"
+    # The approval API and emailed approval links.
+    approval_topic_arn: str | None = None
+    approval_api_url: str | None = None
+    approval_queue_url: str | None = None
+    slack_signing_secret_arn: str | None = None
+    link_key_secret_arn: str | None = None
     slack_bot_secret_arn: str = ""
     slack_api_url: str = SLACK_API_URL
 
@@ -55,6 +69,12 @@ class Settings:
             slack_webhook_secret_arn=os.environ[ENV_SLACK_WEBHOOK_SECRET_ARN],
             policy_path=os.environ.get(ENV_POLICY_PATH) or DEFAULT_POLICY_PATH,
             console_url=os.environ.get(ENV_CONSOLE_URL) or _console_url(os.environ.get("AWS_REGION")),
+            # The approval API and emailed approval links.
+            approval_topic_arn=os.environ.get(ENV_APPROVAL_TOPIC_ARN) or None,
+            approval_api_url=(os.environ.get(ENV_APPROVAL_API_URL) or "").rstrip("/") or None,
+            approval_queue_url=os.environ.get(ENV_APPROVAL_QUEUE_URL) or None,
+            slack_signing_secret_arn=os.environ.get(ENV_SLACK_SIGNING_SECRET_ARN) or None,
+            link_key_secret_arn=os.environ.get(ENV_LINK_KEY_SECRET_ARN) or None,
             slack_bot_secret_arn=os.environ.get(ENV_SLACK_BOT_SECRET_ARN, ""),
             slack_api_url=os.environ.get(ENV_SLACK_API_URL) or SLACK_API_URL,
         )

@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any, Literal, Protocol
 
 from autopatch import clock, messages
 from autopatch.clients.ledger import Ledger
 from autopatch.errors import ApprovalError
+from autopatch.links import sign_link
 from autopatch.logic import notify
 from autopatch.models import APPROVAL_REQUESTED, Operation
-from autopatch.policy import FleetPolicy
+from autopatch.observability import logger
+from autopatch.policy import Approver, FleetPolicy
 
 
 def new_approval_id() -> str:
@@ -25,7 +28,14 @@ def new_approval_id() -> str:
 
 
 def request_approval(
-    op: Operation, task_token: str, *, ledger: Ledger, policy: FleetPolicy, notifier: Any, console_url: str
+    op: Operation,
+    task_token: str,
+    *,
+    ledger: Ledger,
+    policy: FleetPolicy,
+    notifier: Any,
+    console_url: str,
+    approval_mail: ApprovalMail | None = None,
 ) -> Operation:
     cluster_policy = policy.cluster(op.cluster.accountId, op.cluster.region, op.cluster.name)
     approvers = [a.name for a in cluster_policy.approvers] if cluster_policy else []
@@ -75,7 +85,59 @@ def request_approval(
         )
     )
     ledger.note_approval_request(approval_id, [n.model_dump(mode="json") for n in op.notifications[-3:]])
+    if approval_mail is not None and cluster_policy is not None:
+        email_approval_links(op, approval_id, cluster_policy.approvers, approval_mail)
     return op
+
+
+class ApprovalMail(Protocol):
+    """The approvals topic (one filtered email subscription per approver) and the link key."""
+
+    api_url: str
+
+    def link_key(self) -> str: ...
+
+    def publish(self, *, approver: str, subject: str, text: str) -> str: ...
+
+
+def email_approval_links(
+    op: Operation, approval_id: str, approvers: list[Approver], mail: ApprovalMail
+) -> list[str]:
+    """One message per approver with an email, each with a link of their own.
+
+    The message carries the `approver` attribute that the approver's subscription filters on, so
+    nobody receives another approver's link. The link names the approval and the approver (never
+    the task token), is signed, works once and expires when the approval times out. It opens a
+    confirmation page; only that page's button decides.
+    """
+    key = mail.link_key()
+    if not key:
+        logger.warning("approval links not sent: the link key is empty", extra={"approval": approval_id})
+        return []
+    expires_at = clock.now() + timedelta(seconds=op.approval.timeoutSeconds)
+    source, target = (op.hop.fromVersion, op.hop.toVersion) if op.hop else (op.fromVersion, op.toVersion)
+    sent = []
+    for approver in approvers:
+        if not approver.email:
+            continue
+        token = sign_link(key, approval_id, approver.name, expires_at)
+        link = f"{mail.api_url}/approvals/confirm?token={token}"
+        text = (
+            f"{approver.name}, Autopatch asks for your approval.\n\n{messages.plain_text(op)}\n\n"
+            f"Review and decide ({op.cluster.name} {op.component.name} {source} → {target}):\n{link}\n\n"
+            "Opening the link decides nothing: the page it opens asks you to confirm. The link is "
+            f"yours alone, works once and expires at {clock.iso(expires_at)}. You can also decide in "
+            f"Slack, or with: autopatch approve {approval_id} --as {approver.name}"
+        )
+        sent.append(
+            mail.publish(
+                approver=approver.name,
+                subject=f"Approval needed: {op.cluster.name} {op.component.name} {target}",
+                text=text,
+            )
+        )
+    logger.info("approval links emailed", extra={"approval": approval_id, "messages": len(sent)})
+    return sent
 
 
 def decision_outcome(item: dict[str, Any], approval_id: str, **decision: Any) -> dict[str, Any]:
