@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.constructs.alarms import Alarms
+from stacks.constructs.approvals import ApprovalApi, ApprovalResources, approver_emails
 from stacks.constructs.definitions import CatalogError, load_catalog
 from stacks.constructs.end_of_support import EndOfSupportWatching
 from stacks.constructs.fleet import fleet_clusters
@@ -26,6 +27,9 @@ EVENT_BUS_NAME = "autopatch"
 WATCHER_FUNCTION = "ReleaseWatcher"
 END_OF_SUPPORT_WATCHER_FUNCTION = "EndOfSupportWatcher"
 HEALTH_TRANSLATOR_FUNCTION = "HealthTranslator"
+APPROVAL_RECEIVER_FUNCTION = "ApprovalReceiver"
+APPROVAL_DECIDER_FUNCTION = "ApprovalDecider"
+REQUEST_APPROVAL_FUNCTION = "RequestApproval"
 
 
 class AutopatchStack(Stack):
@@ -43,7 +47,14 @@ class AutopatchStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         catalog = load_catalog(statemachines_dir)
-        for required in (WATCHER_FUNCTION, END_OF_SUPPORT_WATCHER_FUNCTION, HEALTH_TRANSLATOR_FUNCTION):
+        for required in (
+            WATCHER_FUNCTION,
+            END_OF_SUPPORT_WATCHER_FUNCTION,
+            HEALTH_TRANSLATOR_FUNCTION,
+            APPROVAL_RECEIVER_FUNCTION,
+            APPROVAL_DECIDER_FUNCTION,
+            REQUEST_APPROVAL_FUNCTION,
+        ):
             if required not in catalog.functions:
                 raise CatalogError(f"functions.json must list the {required} function")
         clusters = fleet_clusters(policy)
@@ -51,6 +62,9 @@ class AutopatchStack(Stack):
         self.ledger = ledger = Ledger(self, "Ledger")
         self.notifications = notifications = Notifications(self, "Notifications")
         self.event_bus = event_bus = events.EventBus(self, "EventBus", event_bus_name=EVENT_BUS_NAME)
+        self.approval_resources = approval_resources = ApprovalResources(
+            self, "ApprovalResources", approvers=approver_emails(policy)
+        )
         self.functions = functions = AutopatchFunctions(
             self,
             "Functions",
@@ -61,6 +75,8 @@ class AutopatchStack(Stack):
             slack_webhook_secret=notifications.slack_webhook_secret,
             event_bus=event_bus,
             clusters=clusters,
+            approvals=approval_resources,
+            slack_bot_token_secret=notifications.slack_bot_token_secret,
         )
         self.workflows = workflows = Workflows(
             self,
@@ -69,6 +85,15 @@ class AutopatchStack(Stack):
             functions=functions.functions,
             event_bus=event_bus,
             ledger_table=ledger.table,
+        )
+        functions.allow_task_responses(workflows.state_machines.values())
+        self.approval_api = approval_api = ApprovalApi(
+            self,
+            "ApprovalApi",
+            receiver=functions.functions[APPROVAL_RECEIVER_FUNCTION],
+            decider=functions.functions[APPROVAL_DECIDER_FUNCTION],
+            queue=approval_resources.queue,
+            url_users=[functions.functions[REQUEST_APPROVAL_FUNCTION]],
         )
         watcher = functions.functions[WATCHER_FUNCTION]
         self.release_watching = release_watching = ReleaseWatching(
@@ -91,6 +116,7 @@ class AutopatchStack(Stack):
                 "release-watcher-schedule": release_watching.dead_letter_queue,
                 "end-of-support-watcher-schedule": end_of_support.schedule_dead_letter_queue,
                 "aws-health-rule": end_of_support.health_dead_letter_queue,
+                "approval-decisions": approval_resources.dead_letter_queue,
             },
             other_functions={
                 "end-of-support-watcher": functions.functions[END_OF_SUPPORT_WATCHER_FUNCTION],
@@ -121,6 +147,25 @@ class AutopatchStack(Stack):
             description="Put the Slack incoming-webhook URL in this secret",
         )
         CfnOutput(self, "LedgerTableName", value=ledger.table.table_name)
+        CfnOutput(
+            self,
+            "ApprovalApiUrl",
+            value=approval_api.url,
+            description="The approval API; Slack's interactivity request URL is <this>/slack/interactions",
+        )
+        CfnOutput(
+            self,
+            "SlackSigningSecretArn",
+            value=approval_resources.slack_signing_secret.secret_arn,
+            description="Put the Slack app's signing secret in this secret",
+        )
+        CfnOutput(
+            self,
+            "SlackBotTokenSecretArn",
+            value=notifications.slack_bot_token_secret.secret_arn,
+            description='Put {"token": "xoxb-...", "channel": "C..."} of the Slack app in this secret',
+        )
+        CfnOutput(self, "ApprovalsTopicArn", value=approval_resources.topic.topic_arn)
         CfnOutput(
             self,
             "KubernetesReaderRoleArn",

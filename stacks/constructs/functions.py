@@ -9,8 +9,9 @@ EKS permissions are scoped to the fleet's clusters, their add-ons and their mana
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
@@ -20,8 +21,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.constructs.approvals import ApprovalResources
 from stacks.constructs.definitions import CatalogError, FunctionSpec
 from stacks.constructs.fleet import (
     FleetCluster,
@@ -56,9 +59,27 @@ _EKS_ACTION_RESOURCES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What the approval receiver may read of an approval item (autopatch.clients.approvals has the same
+# list): enough to show the confirmation page, never the task token.
+APPROVAL_VIEW_ATTRIBUTES = (
+    "pk",
+    "sk",
+    "cluster",
+    "component",
+    "fromVersion",
+    "toVersion",
+    "status",
+    "decision",
+    "decidedBy",
+    "decidedAt",
+)
+
+
 @dataclass(frozen=True)
 class FunctionAccess:
-    """What a function may do besides reading and writing the ledger (which every function does)."""
+    """What a function may do. Every function reads and writes the whole ledger unless `ledger` says
+    less: "approval_views" (GetItem of approval summaries and used links, never the task token),
+    "approvals" (approval, used-link and cluster items: get, query, put, update; no scan, no delete)."""
 
     # EKS actions on the fleet's clusters and add-ons (or on "*" where IAM has no resource type).
     eks_actions: tuple[str, ...] = ()
@@ -68,6 +89,13 @@ class FunctionAccess:
     reads_ami_releases: bool = False  # ssm:GetParameter on the public EKS optimized AMI parameters
     notifies: bool = False  # publish to the topic and read the Slack webhook secret
     puts_events: bool = False  # put events on the Autopatch bus
+    ledger: Literal["all", "approval_views", "approvals"] = "all"
+    # The approval API's receiver: read the Slack signing secret and the link key, send to the queue.
+    receives_approvals: bool = False
+    # Its decider: SendTaskSuccess/SendTaskFailure on the workflows, read the Slack bot token.
+    decides_approvals: bool = False
+    # Approval requests by email: publish to the approvals topic, read the link key.
+    emails_approvals: bool = False
     timeout_seconds: int = 60
 
 
@@ -110,7 +138,10 @@ FUNCTION_ACCESS: dict[str, FunctionAccess] = {
         eks_actions=(*_CHECKS, "eks:ListNodegroups", "eks:ListAddons"),
         nodegroup_actions=("eks:DescribeNodegroup",),
     ),
-    "RequestApproval": FunctionAccess(notifies=True),
+    "RequestApproval": FunctionAccess(notifies=True, emails_approvals=True),
+    # Verifies, acknowledges, queues: no ledger beyond what the confirmation page shows.
+    "ApprovalReceiver": FunctionAccess(ledger="approval_views", receives_approvals=True),
+    "ApprovalDecider": FunctionAccess(ledger="approvals", decides_approvals=True),
     # No `force`: an upgrade that insights block is reported, not pushed through.
     "Apply": FunctionAccess(
         eks_actions=(*_CHANGE_ADDON, "eks:UpdateClusterVersion"), nodegroup_actions=_CHANGE_NODEGROUP
@@ -170,6 +201,8 @@ class _FunctionDefaults:
 
 
 _DEFAULTS = _FunctionDefaults()
+# The settings RequestApproval needs to email approval links (the API's URL is added once the API exists).
+_MAIL_SETTINGS = ("AUTOPATCH_APPROVAL_TOPIC_ARN", "AUTOPATCH_LINK_KEY_SECRET_ARN")
 
 
 class AutopatchFunctions(Construct):
@@ -185,6 +218,8 @@ class AutopatchFunctions(Construct):
         slack_webhook_secret: secretsmanager.ISecret,
         event_bus: events.IEventBus,
         clusters: Sequence[FleetCluster],
+        approvals: ApprovalResources,
+        slack_bot_token_secret: secretsmanager.ISecret,
     ) -> None:
         super().__init__(scope, construct_id)
         missing = sorted(set(specs) - set(FUNCTION_ACCESS))
@@ -201,6 +236,13 @@ class AutopatchFunctions(Construct):
             "AUTOPATCH_SLACK_WEBHOOK_SECRET_ARN": slack_webhook_secret.secret_arn,
             "AUTOPATCH_POLICY_PATH": POLICY_PATH_IN_LAMBDA,
         }
+        approval_environment = {
+            "AUTOPATCH_APPROVAL_QUEUE_URL": approvals.queue.queue_url,
+            "AUTOPATCH_SLACK_SIGNING_SECRET_ARN": approvals.slack_signing_secret.secret_arn,
+            "AUTOPATCH_LINK_KEY_SECRET_ARN": approvals.link_key.secret_arn,
+            "AUTOPATCH_APPROVAL_TOPIC_ARN": approvals.topic.topic_arn,
+        }
+        self._ledger_table = ledger_table
 
         # One role shared by every function that reads Kubernetes: one access entry per cluster.
         self.kubernetes_reader_role = self._new_role(
@@ -216,13 +258,49 @@ class AutopatchFunctions(Construct):
                 else self._new_role(f"{key}Role", f"Autopatch {key} function")
             )
             self.roles[key] = role
-            self.functions[key] = self._new_function(spec, code=code, role=role, environment=environment)
+            own = FUNCTION_ACCESS[key]
+            self.functions[key] = self._new_function(
+                spec,
+                code=code,
+                role=role,
+                environment={
+                    **environment,
+                    # Each approval setting only where it is used (the names are not secrets).
+                    **{
+                        name: value
+                        for name, value in approval_environment.items()
+                        if (own.receives_approvals and "TOPIC" not in name)
+                        or (own.emails_approvals and name in _MAIL_SETTINGS)
+                    },
+                    **(
+                        {"AUTOPATCH_SLACK_BOT_SECRET_ARN": slack_bot_token_secret.secret_arn}
+                        if own.decides_approvals
+                        else {}
+                    ),
+                },
+            )
 
         # Grant each role the union of what its functions need, once.
         for role in {id(r): r for r in self.roles.values()}.values():
             keys = [key for key, r in self.roles.items() if r is role]
             access = [FUNCTION_ACCESS[key] for key in keys]
-            ledger_table.grant_read_write_data(role)
+            self._grant_ledger(role, {a.ledger for a in access})
+            if any(a.receives_approvals for a in access):
+                approvals.slack_signing_secret.grant_read(role)
+                approvals.link_key.grant_read(role)
+                approvals.queue.grant_send_messages(role)
+            if any(a.decides_approvals for a in access):
+                slack_bot_token_secret.grant_read(role)
+            if any(a.emails_approvals for a in access):
+                approvals.topic.grant_publish(role)
+                approvals.link_key.grant_read(role)
+                acknowledge(
+                    role.node.find_child("DefaultPolicy"),
+                    "AwsSolutions-IAM5",
+                    "Publishing to the KMS-encrypted approvals topic needs kms:GenerateDataKey*; the "
+                    "grant is limited to that topic's own key.",
+                    findings=["Action::kms:GenerateDataKey*"],
+                )
             if any(a.notifies for a in access):
                 topic.grant_publish(role)
                 slack_webhook_secret.grant_read(role)
@@ -247,6 +325,52 @@ class AutopatchFunctions(Construct):
                 "have no resource-level permissions.",
                 findings=["Resource::*"],
             )
+
+    def _grant_ledger(self, role: iam.Role, needs: set[str]) -> None:
+        table = self._ledger_table
+        if "all" in needs:
+            table.grant_read_write_data(role)
+            return
+        if "approvals" in needs:
+            # No condition on sort keys exists in IAM: CLUSTER#* covers the operation records and
+            # the Slack message references next to them (and, unavoidably, the cluster's other items).
+            iam.Grant.add_to_principal(
+                grantee=role,
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:ConditionCheckItem",
+                ],
+                resource_arns=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APPROVAL#*", "LINK#*", "CLUSTER#*"]}
+                },
+            )
+        if "approval_views" in needs:
+            iam.Grant.add_to_principal(
+                grantee=role,
+                actions=["dynamodb:GetItem"],
+                resource_arns=[table.table_arn],
+                conditions={
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APPROVAL#*", "LINK#*"]},
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(APPROVAL_VIEW_ATTRIBUTES)},
+                    "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES"},
+                },
+            )
+
+    def allow_task_responses(self, state_machines: Iterable[sfn.IStateMachine]) -> None:
+        """The approval decider resumes (or stops) the workflows waiting on a task token, and
+        nothing else of Step Functions (no heartbeat, no execution control)."""
+        arns = [machine.state_machine_arn for machine in state_machines]
+        for key, role in self.roles.items():
+            if FUNCTION_ACCESS[key].decides_approvals:
+                iam.Grant.add_to_principal(
+                    grantee=role,
+                    actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                    resource_arns=arns,
+                )
 
     def _new_role(self, construct_id: str, description: str) -> iam.Role:
         # No AWS managed policy: log writing is granted on each function's own log group.

@@ -57,3 +57,20 @@ class Notifications(Construct):
             "The secret is a Slack incoming-webhook URL issued by Slack; Secrets Manager has no way to "
             "rotate it. It is replaced by hand when Slack reissues the webhook.",
         )
+        # The Slack app's bot token and channel, `{"token": "xoxb-…", "channel": "C…"}`: with it, the
+        # approval decider updates the message a person clicked on.
+        self.slack_bot_token_secret = secretsmanager.Secret(
+            self,
+            "SlackBotToken",
+            description=(
+                'Slack bot token and channel for Autopatch, as {"token": "xoxb-...", "channel": "C..."}. '
+                "Replace the placeholder after installing the Slack app."
+            ),
+            secret_string_value=SecretValue.unsafe_plain_text(SLACK_WEBHOOK_PLACEHOLDER),
+        )
+        acknowledge(
+            self.slack_bot_token_secret,
+            "AwsSolutions-SMG4",
+            "The bot token is issued by Slack when the app is installed; Secrets Manager has no way to "
+            "rotate it. It is replaced by hand when the app is reinstalled.",
+        )

@@ -638,3 +638,157 @@ def test_a_link_of_someone_no_longer_an_approver_decides_nothing(
     assert api.sfn.calls == []
     assert scan(api.ledger) == before
     assert refusals(capsys) == ["not_approver"]
+
+
+# ---- in the local engine: a real workflow waiting on its task token ---------------------------------
+WAITING_WORKFLOW = {
+    "StartAt": "RequestApproval",
+    "States": {
+        "RequestApproval": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {
+                "FunctionName": "${RequestApprovalFunctionArn}",
+                "Payload": {"operation.$": "$", "taskToken.$": "$$.Task.Token"},
+            },
+            "ResultPath": "$.approvalOutcome",
+            "Catch": [{"ErrorEquals": ["ApprovalRejected"], "ResultPath": "$.error", "Next": "Rejected"}],
+            "Next": "Approved",
+        },
+        "Approved": {"Type": "Succeed"},
+        "Rejected": {"Type": "Fail", "Error": "ApprovalRejected"},
+    },
+}
+
+
+class Waiting:
+    """An engine with one execution paused in RequestApproval (`.waitForTaskToken`)."""
+
+    def __init__(self, engine: Any, execution_arn: str) -> None:
+        self.engine = engine
+        self.execution_arn = execution_arn
+        (item,) = [i for i in engine.ledger_items() if i["pk"].startswith("APPROVAL#")]
+        self.approval_id = str(item["pk"]).removeprefix("APPROVAL#")
+        (request,) = [m for m in engine.slack.messages if m.get("method") == "chat.postMessage"]
+        self.message_ts = str(request["ts"])
+
+    def status(self) -> str:
+        import boto3
+
+        self.engine.clock.run_until_idle(real_timeout=60)
+        return str(
+            boto3.client("stepfunctions").describe_execution(executionArn=self.execution_arn)["status"]
+        )
+
+    def refusals(self) -> list[str]:
+        """The refusal metric's reasons, from what the handlers printed (their CloudWatch Logs)."""
+        reasons = []
+        for line in self.engine.log.getvalue().splitlines():
+            if '"ApprovalRequestsRefused"' in line and line.startswith("{"):
+                reasons.append(json.loads(line)["reason"])
+        return reasons
+
+
+@pytest.fixture
+def waiting(tmp_path: Any, make_operation: Callable[..., Operation]) -> Iterator[Waiting]:
+    from datetime import UTC, datetime
+
+    import boto3
+
+    from rehearsal.clock import SimClock
+    from rehearsal.eks.simulator import EksSimulator
+    from rehearsal.engine import FUNCTION_PREFIX, Engine
+
+    clock = SimClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    policy_path = tmp_path / "fleet.json"
+    policy_path.write_text(POLICY.model_dump_json())
+    with Engine(
+        clock=clock,
+        simulator=EksSimulator(clock),
+        policy_path=policy_path,
+        account_id=ACCOUNT,
+        region=REGION,
+    ) as engine:
+        sfn = boto3.client("stepfunctions")
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_PREFIX}RequestApproval"
+        definition = json.dumps(WAITING_WORKFLOW).replace("${RequestApprovalFunctionArn}", arn)
+        machine = sfn.create_state_machine(
+            name="approval-only",
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/autopatch-rehearsal",
+        )["stateMachineArn"]
+        op = make_operation()
+        op.approval.required = True
+        execution = sfn.start_execution(stateMachineArn=machine, input=op.model_dump_json())["executionArn"]
+        clock.run_until_idle(real_timeout=60)
+        state = Waiting(engine, execution)
+        assert state.status() == "RUNNING"
+        yield state
+
+
+def test_in_the_engine_a_signed_slack_approval_resumes_the_execution_and_updates_its_message(
+    waiting: Waiting,
+) -> None:
+    engine = waiting.engine
+
+    status, _, body = engine.slack_click(
+        waiting.approval_id, user_id="U0ALICE", response_url=engine.slack.response_url(waiting.message_ts)
+    )
+
+    assert (status, body) == (200, "")
+    assert waiting.status() == "SUCCEEDED"
+    item = next(i for i in engine.ledger_items() if i["pk"] == f"APPROVAL#{waiting.approval_id}")
+    assert (item["decision"], item["decidedBy"]) == ("approved", "alice")
+    # the approval request's message, updated in place, names who approved
+    history = engine.slack.history(waiting.message_ts)
+    assert [m["method"] for m in history][-1] == "chat.update"
+    assert "alice" in json.dumps(history[-1])
+    assert engine.undelivered_approval_messages == []
+    assert waiting.refusals() == []
+
+
+def test_in_the_engine_refused_clicks_leave_the_execution_waiting_and_the_ledger_unchanged(
+    waiting: Waiting,
+) -> None:
+    engine = waiting.engine
+    before = engine.ledger_items()
+    ephemeral = engine.slack.response_url()
+
+    bad = engine.slack_click(waiting.approval_id, user_id="U0ALICE", signing_secret="not-the-secret")
+    stale = engine.slack_click(
+        waiting.approval_id, user_id="U0ALICE", signed_at=engine.clock.now().timestamp() - 600
+    )
+    stranger = engine.slack_click(waiting.approval_id, user_id="U0MALLORY", response_url=ephemeral)
+
+    assert [bad[0], stale[0], stranger[0]] == [401, 401, 200]
+    assert "signature is not valid" in bad[2] and "signed 600 s ago" in stale[2]
+    assert waiting.status() == "RUNNING"
+    assert engine.ledger_items() == before
+    replies = [m for m in engine.slack.messages if m.get("method") == "response_url"]
+    assert [m["text"] for m in replies] == ["You are not an approver for prod: nothing was decided."]
+    assert replies[0]["response_type"] == "ephemeral"
+    assert waiting.refusals() == ["slack_bad_signature", "slack_stale", "not_approver"]
+
+
+def test_in_the_engine_an_emailed_link_decides_only_through_its_confirmation_page(waiting: Waiting) -> None:
+    engine = waiting.engine
+    (alice,) = [m for m in engine.approval_emails if m["approver"] == "alice"]
+    token = parse_qs(urlsplit(re.findall(r"https://\S+", alice["text"])[0]).query)["token"][0]
+
+    page = engine.call_approval_api("GET", f"/approvals/confirm?token={token}")
+    opened = engine.call_approval_api("GET", f"/approvals/decide?token={token}&decision=approve")
+    assert (page[0], opened[0]) == (200, 405)
+    assert waiting.status() == "RUNNING"
+
+    form = urlencode({"token": token, "decision": "reject", "reason": "not this week"})
+    decided = engine.call_approval_api(
+        "POST", "/approvals/decide", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    replayed = engine.call_approval_api(
+        "POST", "/approvals/decide", form, {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert decided[0] == 202
+    assert waiting.status() == "FAILED"  # the workflow's Catch ends it: rejected
+    assert replayed[0] == 409 and "Already rejected by alice" in replayed[2]
+    assert waiting.refusals() == ["decide_not_post", "already_decided"]
