@@ -96,6 +96,8 @@ class FunctionAccess:
     decides_approvals: bool = False
     # Approval requests by email: publish to the approvals topic, read the link key.
     emails_approvals: bool = False
+    # Update the operation's Slack message in place (chat.postMessage / chat.update): read the bot token.
+    updates_slack: bool = False
     timeout_seconds: int = 60
 
 
@@ -137,21 +139,25 @@ FUNCTION_ACCESS: dict[str, FunctionAccess] = {
     "Verify": FunctionAccess(
         eks_actions=(*_CHECKS, "eks:ListNodegroups", "eks:ListAddons"),
         nodegroup_actions=("eks:DescribeNodegroup",),
+        updates_slack=True,
     ),
-    "RequestApproval": FunctionAccess(notifies=True, emails_approvals=True),
+    "RequestApproval": FunctionAccess(notifies=True, emails_approvals=True, updates_slack=True),
     # Verifies, acknowledges, queues: no ledger beyond what the confirmation page shows.
     "ApprovalReceiver": FunctionAccess(ledger="approval_views", receives_approvals=True),
-    "ApprovalDecider": FunctionAccess(ledger="approvals", decides_approvals=True),
+    "ApprovalDecider": FunctionAccess(ledger="approvals", decides_approvals=True, updates_slack=True),
     # No `force`: an upgrade that insights block is reported, not pushed through.
+    # Apply and Verify move the operation's Slack message to "applying" and "verifying" (bot token only).
     "Apply": FunctionAccess(
-        eks_actions=(*_CHANGE_ADDON, "eks:UpdateClusterVersion"), nodegroup_actions=_CHANGE_NODEGROUP
+        eks_actions=(*_CHANGE_ADDON, "eks:UpdateClusterVersion"),
+        nodegroup_actions=_CHANGE_NODEGROUP,
+        updates_slack=True,
     ),
     # Add-ons only: a node group cannot be rolled back to an older release.
     "Rollback": FunctionAccess(eks_actions=_CHANGE_ADDON),
     "Poll": FunctionAccess(
         eks_actions=("eks:DescribeUpdate", "eks:DescribeAddon"), nodegroup_actions=("eks:DescribeUpdate",)
     ),
-    "Notify": FunctionAccess(notifies=True, puts_events=True),
+    "Notify": FunctionAccess(notifies=True, puts_events=True, updates_slack=True),
     "ReleaseWatcher": FunctionAccess(
         eks_actions=(
             "eks:ListClusters",
@@ -274,7 +280,7 @@ class AutopatchFunctions(Construct):
                     },
                     **(
                         {"AUTOPATCH_SLACK_BOT_SECRET_ARN": slack_bot_token_secret.secret_arn}
-                        if own.decides_approvals
+                        if own.updates_slack
                         else {}
                     ),
                 },
@@ -289,7 +295,7 @@ class AutopatchFunctions(Construct):
                 approvals.slack_signing_secret.grant_read(role)
                 approvals.link_key.grant_read(role)
                 approvals.queue.grant_send_messages(role)
-            if any(a.decides_approvals for a in access):
+            if any(a.updates_slack for a in access):
                 slack_bot_token_secret.grant_read(role)
             if any(a.emails_approvals for a in access):
                 approvals.topic.grant_publish(role)

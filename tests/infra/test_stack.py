@@ -96,6 +96,8 @@ EXPECTED_EKS_ACTIONS: dict[str, set[str]] = {
 NOTIFIERS = {"RequestApproval", "Notify"}
 # The approval API's functions: each reads its own secrets, and neither may write the whole ledger.
 APPROVAL_API = {"ApprovalReceiver", "ApprovalDecider"}
+# Functions that update the operation's Slack message in place: they read the bot token secret.
+SLACK_UPDATERS = {"RequestApproval", "Apply", "Verify", "Notify", "ApprovalDecider"}
 EVENT_PUBLISHERS = {"Notify", "ReleaseWatcher", "EndOfSupportWatcher", "HealthTranslator"}
 SCHEDULED = {"ReleaseWatcher", "EndOfSupportWatcher"}  # started by EventBridge Scheduler, 300 s timeout
 SUBNET_READERS = {"Preflight", "Recheck"}  # ec2:DescribeSubnets: free IPs for a roll's surge
@@ -501,10 +503,36 @@ def test_each_role_gets_exactly_the_eks_actions_of_its_functions(synthesized: An
         if not keys & APPROVAL_API:  # their ledger access is checked in the approval API tests
             assert {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"} <= actions, keys
         assert ("sns:Publish" in actions) == bool(keys & NOTIFIERS), keys
-        assert ("secretsmanager:GetSecretValue" in actions) == bool(keys & (NOTIFIERS | APPROVAL_API)), keys
+        readers = NOTIFIERS | APPROVAL_API | SLACK_UPDATERS
+        assert ("secretsmanager:GetSecretValue" in actions) == bool(keys & readers), keys
         assert ("events:PutEvents" in actions) == bool(keys & EVENT_PUBLISHERS), keys
         assert ("ec2:DescribeSubnets" in actions) == bool(keys & SUBNET_READERS), keys
         assert ("ssm:GetParameter" in actions) == bool(keys & AMI_RELEASE_READERS), keys
+
+
+def test_the_slack_bot_token_is_readable_exactly_by_the_functions_that_update_messages(
+    synthesized: Any, catalog: Any
+) -> None:
+    """Apply and Verify move the message to "applying" and "verifying"; RequestApproval, Notify and
+    the decider post and update it. Verify shares the Kubernetes reader role with Preflight and
+    Recheck (one access entry per cluster), so that role holds it too."""
+    (secret,) = [key for key in synthesized.of_type("AWS::SecretsManager::Secret") if "SlackBotToken" in key]
+    holders: set[str] = set()
+    for role_id, keys in functions_by_role(synthesized, catalog).items():
+        for statement in role_statements(synthesized, role_id):
+            if "secretsmanager:GetSecretValue" in as_list(statement["Action"]) and secret in json.dumps(
+                statement["Resource"]
+            ):
+                holders |= keys
+    assert holders == SLACK_UPDATERS | {"Preflight", "Recheck"}
+    functions = synthesized.of_type("AWS::Lambda::Function")
+    with_setting = {
+        key
+        for key, function_id in function_ids(synthesized, catalog).items()
+        if "AUTOPATCH_SLACK_BOT_SECRET_ARN"
+        in functions[function_id]["Properties"]["Environment"]["Variables"]
+    }
+    assert with_setting == SLACK_UPDATERS
 
 
 def test_node_group_actions_are_granted_on_the_fleets_node_groups_only_where_listed(
