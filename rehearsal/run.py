@@ -63,6 +63,8 @@ class Rehearsal:
         self.approver_log: list[dict[str, Any]] = []
         self.watcher_passes: list[dict[str, Any]] = []
         self.support_passes: list[dict[str, Any]] = []
+        self._clicked: set[str] = set()
+        self.engine: Any = None
         self._vpcs: dict[str, tuple[str, Any, list[Any]]] = {}
 
     # ---- running -----------------------------------------------------------------------------------
@@ -328,21 +330,25 @@ class Rehearsal:
     # ---- approvals -------------------------------------------------------------------------------
     def _on_slack(self, payload: dict[str, Any]) -> None:
         approval_id = approval_id_of(payload)
-        if approval_id is None or self.approve == "none":
+        if approval_id is None or self.approve == "none" or approval_id in self._clicked:
             return
+        self._clicked.add(approval_id)
         delay = offset_seconds(self.scenario.approvals.delay)
-        self.clock.call_later(delay, lambda: self._decide(approval_id))
+        ts = payload.get("ts")
+        self.clock.call_later(delay, lambda: self._decide(approval_id, ts))
 
-    def _decide(self, approval_id: str) -> None:
-        import boto3
-        from autopatch.errors import ApprovalError
-        from autopatch.logic.approval import decide
+    def _decide(self, approval_id: str, ts: str | None) -> None:
+        """The cluster's first approver answers the request the way a person does: Approve or Reject
+        in Slack, which sends a signed request to the approval API; the receiver queues it and the
+        decider records it through decide(). An approver with no Slack user id decides through
+        decide() directly, as `autopatch approve` does."""
         from autopatch.services import services
 
         svc = services()
         item = svc.ledger.get_approval(approval_id) or {}
-        approvers = list(item.get("approvers") or [])
-        approver = approvers[0] if approvers else "nobody"
+        account, region, name = str(item.get("clusterKey", "##")).split("#", 2)
+        cluster_policy = svc.policy.cluster(account, region, name)
+        approvers = list(cluster_policy.approvers) if cluster_policy else []
         verdict, reason = "approve", None
         if self.approve == "reject":
             verdict, reason = "reject", "rehearsal run with --approve reject"
@@ -353,6 +359,42 @@ class Rehearsal:
             )
             verdict = "approve" if answer.strip().lower() in ("y", "yes") else "reject"
             reason = None if verdict == "approve" else "rejected at the prompt"
+        where = f"{self._stamp()}  {item.get('cluster')} {item.get('component')}: approval {approval_id}"
+        clicker = next((a for a in approvers if a.slackUserId), None)
+        if clicker is None or self.engine is None:
+            self._decide_directly(approval_id, verdict, approvers[0].name if approvers else "nobody", reason)
+            return
+        status, _, body = self.engine.slack_click(
+            approval_id,
+            user_id=str(clicker.slackUserId),
+            action=verdict,
+            reason=reason,
+            response_url=self.engine.slack.response_url(ts),
+        )
+        button = "Approve" if verdict == "approve" else "Reject"
+        answer = f"{status} {body}".strip()
+        self.echo(f"{where}: {clicker.name} pressed {button} in Slack (signed request, answered {answer})")
+        # The decider runs from the queue on the clock; look at the record once it has.
+        self.clock.call_later(1, lambda: self._record_decision(approval_id, where))
+
+    def _record_decision(self, approval_id: str, where: str) -> None:
+        from autopatch.services import services
+
+        item = services().ledger.get_approval(approval_id) or {}
+        if item.get("status") == "pending":
+            self.echo(f"{where} still pending after the click")
+            return
+        decision, by = item.get("decision"), item.get("decidedBy")
+        self.approver_log.append({"approval": approval_id, "decision": decision, "by": by, "via": "slack"})
+        self.echo(f"{where} {decision} by {by} (Slack button → approval API → decider → decide())")
+
+    def _decide_directly(self, approval_id: str, verdict: str, approver: str, reason: str | None) -> None:
+        import boto3
+        from autopatch.errors import ApprovalError
+        from autopatch.logic.approval import decide
+        from autopatch.services import services
+
+        svc = services()
         try:
             decision = decide(
                 approval_id,
@@ -365,13 +407,11 @@ class Rehearsal:
             )
             line = f"{decision.decision} by {decision.by} (simulated approver, through decide())"
             self.approver_log.append(
-                {"approval": approval_id, "decision": decision.decision, "by": decision.by}
+                {"approval": approval_id, "decision": decision.decision, "by": decision.by, "via": "decide"}
             )
         except ApprovalError as exc:
             line = f"decision refused: {exc}"
-        self.echo(
-            f"{self._stamp()}  {item.get('cluster')} {item.get('component')}: approval {approval_id} {line}"
-        )
+        self.echo(f"{self._stamp()}  approval {approval_id} {line}")
 
     # ---- console ---------------------------------------------------------------------------------
     def _stamp(self) -> str:

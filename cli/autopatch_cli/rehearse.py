@@ -31,7 +31,7 @@ def rehearse(path: Path, *, approve: str | None, report_dir: Path | None, quiet:
     console.print(f"[bold]Rehearsal: {scenario.name}[/bold] — simulated start {scenario.now.isoformat()}")
     console.print(
         f"{len(scenario.clusters)} clusters; approvals: {mode}"
-        + (" (the cluster's first approver decides through decide())" if mode == "auto" else "")
+        + (" (the cluster's first approver answers in Slack)" if mode == "auto" else "")
     )
     started = time.monotonic()
     rehearsal = Rehearsal(
