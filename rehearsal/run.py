@@ -65,7 +65,13 @@ class Rehearsal:
         self.support_passes: list[dict[str, Any]] = []
         self._clicked: set[str] = set()
         self.engine: Any = None
-        self._vpcs: dict[str, tuple[str, Any, list[Any]]] = {}
+        self._seeder = ClusterSeeder(
+            scenario,
+            ec2=_moto_ec2,
+            call_later=self.clock.call_later,
+            echo=lambda line: self.echo(line),
+            stamp=self._stamp,
+        )
 
     # ---- running -----------------------------------------------------------------------------------
     def run(self) -> RehearsalResult:
@@ -131,157 +137,7 @@ class Rehearsal:
         return result
 
     def _seed_cluster(self, simulator: Any, store: Any, seed: Any, endpoint: str) -> None:
-        from rehearsal.eks.simulator import ClusterSubnet
-
-        region = seed.region or self.scenario.region
-        cluster_subnets = [
-            ClusterSubnet(subnet_id, zone, free_ips)
-            for subnet_id, zone, free_ips in self._cluster_subnets(seed.name, region, seed.subnets)
-        ]
-        simulator.add_cluster(
-            seed.name,
-            account_id=seed.accountId or self.scenario.accountId,
-            region=region,
-            version=seed.version,
-            store=store,
-            endpoint=endpoint,
-            support_type=seed.supportType,
-            subnets=cluster_subnets,
-            vpc_id=self._vpcs[seed.name][0],
-            enforce_upgrade_insights=seed.enforceUpgradeInsights,
-        )
-        kubelet = f"v{seed.nodesVersion or seed.version}.0-eks"
-        for index in range(seed.nodes):
-            store.put(
-                {
-                    "kind": "Node",
-                    "metadata": {
-                        "name": f"ip-10-0-{index // 250}-{index % 250 + 10}."
-                        f"{seed.region or self.scenario.region}.compute.internal",
-                        "labels": {"kubernetes.io/os": "linux"},
-                    },
-                    "status": {
-                        "conditions": [{"type": "Ready", "status": "True"}],
-                        "nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": kubelet},
-                    },
-                },
-                manager="kubelet",
-            )
-        for index, manifest in enumerate(seed.objects):
-            try:
-                store.apply_manifest(manifest)
-            except ValueError as exc:
-                raise ValueError(f"{seed.name}: objects.{index}: {exc}") from None
-        for usage in seed.apiUsage:
-            store.record_api_usage(usage.userAgent, usage.path, requests=usage.requests, at=self.scenario.now)
-        for addon in seed.addons:
-            simulator.install_addon(
-                seed.name,
-                addon.name,
-                addon.version,
-                configuration_values=addon.configurationValues,
-                service_account_role_arn=addon.serviceAccountRoleArn,
-            )
-            for edit in addon.edits:
-                kind, rest = edit.object.split(" ", 1)
-                namespace, name = rest.split("/", 1)
-                path = parse_path(edit.path)
-                value = edit.value
-                if edit.replace is not None:
-                    current = str(store.value(kind, namespace, name, path) or "")
-                    old, new = edit.replace
-                    if old not in current:
-                        raise ValueError(f"{seed.name}: {edit.object} {edit.path} does not contain {old!r}")
-                    value = current.replace(old, new, 1)
-                simulator.customer_edit(seed.name, kind, namespace, name, path, value, manager=edit.manager)
-        for group in seed.nodegroups:
-            simulator.add_nodegroup(
-                seed.name,
-                group.name,
-                ami_type=group.amiType,
-                release_version=group.releaseVersion,
-                instance_type=group.instanceType,
-                desired=group.nodes,
-                min_size=min(1, group.nodes),
-                max_size=group.maxNodes or max(group.nodes * 2, group.nodes + 2),
-                subnets=self._subnets(seed.name, region, group.subnets),
-                update_config=group.updateConfig,
-                custom_ami_id=group.customAmiId,
-            )
-        for workload in seed.workloads:
-            simulator.add_workload(
-                seed.name,
-                namespace=workload.namespace,
-                name=workload.name,
-                replicas=workload.replicas,
-                nodegroup=workload.nodegroup,
-                pdb=workload.pdb,
-                readiness_probe=workload.readinessProbe,
-            )
-        for change in seed.podChanges:
-
-            def change_pod(change: Any = change, cluster: str = seed.name) -> None:
-                self._change_pod(simulator, store, cluster, change)
-
-            self.clock.call_later(offset_seconds(change.at), change_pod)
-        for fault in seed.faults:
-            if fault.controlPlane:
-                simulator.inject_control_plane_fault(
-                    seed.name, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
-                )
-                continue
-            simulator.inject_fault(
-                seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
-            )
-
-    def _cluster_subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str, int]]:
-        """The cluster's own subnets in moto, with exactly `freeIps` free addresses: the block is
-        rounded up as for node group subnets, then network interfaces take the addresses above it."""
-        import boto3
-
-        ec2 = boto3.client("ec2", region_name=region)
-        found = []
-        for seed, (subnet_id, zone) in zip(seeds, self._subnets(cluster, region, seeds), strict=True):
-            available = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
-            for _ in range(max(0, int(available) - seed.freeIps)):
-                ec2.create_network_interface(SubnetId=subnet_id, Description=f"taken address ({cluster})")
-            free = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
-            found.append((subnet_id, zone, int(free)))
-        return found
-
-    def _subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str]]:
-        """Real (moto) subnets, sized for the free IPs the scenario asks for: the preflight reads them."""
-        import ipaddress
-        import math
-
-        import boto3
-
-        ec2 = boto3.client("ec2", region_name=region)
-        if cluster not in self._vpcs:
-            block = ipaddress.ip_network(f"10.{len(self._vpcs) % 250}.0.0/16")
-            vpc = ec2.create_vpc(CidrBlock=str(block))["Vpc"]["VpcId"]
-            self._vpcs[cluster] = (vpc, block, [])
-        vpc, block, used = self._vpcs[cluster]
-        subnets = []
-        for seed in seeds:
-            prefix = max(16, min(28, 32 - math.ceil(math.log2(seed.freeIps + 5))))
-            cidr = next(n for n in block.subnets(new_prefix=prefix) if not any(n.overlaps(u) for u in used))
-            used.append(cidr)
-            zone = seed.az if seed.az.startswith(region) else f"{region}{seed.az}"
-            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=str(cidr), AvailabilityZone=zone)["Subnet"]
-            subnets.append((subnet["SubnetId"], zone))
-        return subnets
-
-    def _change_pod(self, simulator: Any, store: Any, cluster: str, change: Any) -> None:
-        namespace, name = change.workload.split("/", 1)
-        # Workload pods carry the workload's `app` label (the simulator's default labels).
-        pods = sorted(store.list("Pod", namespace, labels={"app": name}), key=lambda p: p["metadata"]["name"])
-        if change.pod >= len(pods):
-            raise ValueError(f"{cluster}: {change.workload} has no pod #{change.pod}")
-        pod = pods[change.pod]["metadata"]["name"]
-        simulator.set_pod_ready(cluster, namespace, pod, change.ready)
-        state = "Ready" if change.ready else "not Ready"
-        self.echo(f"{self._stamp()}  {cluster}: pod {namespace}/{pod} is {state}")
+        self._seeder.seed_cluster(simulator, store, seed, endpoint)
 
     def _schedule(self, engine: Engine) -> None:
         for run in self.scenario.watcher.runs:
@@ -463,6 +319,184 @@ class Rehearsal:
         self.echo(f"{self._stamp()}  {label}  {step.lower():<15} {outcome}")
 
 
+class ClusterSeeder:
+    """Seeds simulated clusters from a scenario: shared by a rehearsal and the sandbox.
+
+    `ec2(region)` is the EC2 client the subnets are made with (moto, in-process or over HTTP);
+    `call_later(seconds, callback)` schedules the scenario's pod changes on the run's clock.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        ec2: Callable[[str], Any],
+        call_later: Callable[[float, Callable[[], None]], None],
+        echo: Callable[[str], None] | None = None,
+        stamp: Callable[[], str] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.ec2 = ec2
+        self.call_later = call_later
+        self.echo = echo or (lambda line: None)
+        self.stamp = stamp or (lambda: "")
+        self._vpcs: dict[str, tuple[str, Any, list[Any]]] = {}
+
+    def seed_cluster(
+        self, simulator: Any, store: Any, seed: Any, endpoint: str, *, ca_data: str | None = None
+    ) -> None:
+        """Add one scenario cluster to the simulator: its subnets (in moto's EC2), nodes, objects,
+        add-ons with customer edits, node groups, workloads, scheduled pod changes and faults."""
+        from rehearsal.eks.simulator import ClusterSubnet
+
+        region = seed.region or self.scenario.region
+        cluster_subnets = [
+            ClusterSubnet(subnet_id, zone, free_ips)
+            for subnet_id, zone, free_ips in self._cluster_subnets(seed.name, region, seed.subnets)
+        ]
+        simulator.add_cluster(
+            seed.name,
+            account_id=seed.accountId or self.scenario.accountId,
+            region=region,
+            version=seed.version,
+            store=store,
+            endpoint=endpoint,
+            ca_data=ca_data,
+            support_type=seed.supportType,
+            subnets=cluster_subnets,
+            vpc_id=self._vpcs[seed.name][0],
+            enforce_upgrade_insights=seed.enforceUpgradeInsights,
+        )
+        kubelet = f"v{seed.nodesVersion or seed.version}.0-eks"
+        for index in range(seed.nodes):
+            store.put(
+                {
+                    "kind": "Node",
+                    "metadata": {
+                        "name": f"ip-10-0-{index // 250}-{index % 250 + 10}."
+                        f"{seed.region or self.scenario.region}.compute.internal",
+                        "labels": {"kubernetes.io/os": "linux"},
+                    },
+                    "status": {
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "nodeInfo": {"kubeletVersion": kubelet, "kubeProxyVersion": kubelet},
+                    },
+                },
+                manager="kubelet",
+            )
+        for index, manifest in enumerate(seed.objects):
+            try:
+                store.apply_manifest(manifest)
+            except ValueError as exc:
+                raise ValueError(f"{seed.name}: objects.{index}: {exc}") from None
+        for usage in seed.apiUsage:
+            store.record_api_usage(usage.userAgent, usage.path, requests=usage.requests, at=self.scenario.now)
+        for addon in seed.addons:
+            simulator.install_addon(
+                seed.name,
+                addon.name,
+                addon.version,
+                configuration_values=addon.configurationValues,
+                service_account_role_arn=addon.serviceAccountRoleArn,
+            )
+            for edit in addon.edits:
+                kind, rest = edit.object.split(" ", 1)
+                namespace, name = rest.split("/", 1)
+                path = parse_path(edit.path)
+                value = edit.value
+                if edit.replace is not None:
+                    current = str(store.value(kind, namespace, name, path) or "")
+                    old, new = edit.replace
+                    if old not in current:
+                        raise ValueError(f"{seed.name}: {edit.object} {edit.path} does not contain {old!r}")
+                    value = current.replace(old, new, 1)
+                simulator.customer_edit(seed.name, kind, namespace, name, path, value, manager=edit.manager)
+        for group in seed.nodegroups:
+            simulator.add_nodegroup(
+                seed.name,
+                group.name,
+                ami_type=group.amiType,
+                release_version=group.releaseVersion,
+                instance_type=group.instanceType,
+                desired=group.nodes,
+                min_size=min(1, group.nodes),
+                max_size=group.maxNodes or max(group.nodes * 2, group.nodes + 2),
+                subnets=self._subnets(seed.name, region, group.subnets),
+                update_config=group.updateConfig,
+                custom_ami_id=group.customAmiId,
+            )
+        for workload in seed.workloads:
+            simulator.add_workload(
+                seed.name,
+                namespace=workload.namespace,
+                name=workload.name,
+                replicas=workload.replicas,
+                nodegroup=workload.nodegroup,
+                pdb=workload.pdb,
+                readiness_probe=workload.readinessProbe,
+            )
+        for change in seed.podChanges:
+
+            def change_pod(change: Any = change, cluster: str = seed.name) -> None:
+                self.change_pod(simulator, store, cluster, change)
+
+            self.call_later(offset_seconds(change.at), change_pod)
+        for fault in seed.faults:
+            if fault.controlPlane:
+                simulator.inject_control_plane_fault(
+                    seed.name, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
+                )
+                continue
+            simulator.inject_fault(
+                seed.name, fault.addon, fault.model_dump(exclude_none=True, exclude={"addon", "controlPlane"})
+            )
+
+    def _cluster_subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str, int]]:
+        """The cluster's own subnets in moto, with exactly `freeIps` free addresses: the block is
+        rounded up as for node group subnets, then network interfaces take the addresses above it."""
+        ec2 = self.ec2(region)
+        found = []
+        for seed, (subnet_id, zone) in zip(seeds, self._subnets(cluster, region, seeds), strict=True):
+            available = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
+            for _ in range(max(0, int(available) - seed.freeIps)):
+                ec2.create_network_interface(SubnetId=subnet_id, Description=f"taken address ({cluster})")
+            free = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailableIpAddressCount"]
+            found.append((subnet_id, zone, int(free)))
+        return found
+
+    def _subnets(self, cluster: str, region: str, seeds: list[Any]) -> list[tuple[str, str]]:
+        """Real (moto) subnets, sized for the free IPs the scenario asks for: the preflight reads them."""
+        import ipaddress
+        import math
+
+        ec2 = self.ec2(region)
+        if cluster not in self._vpcs:
+            block = ipaddress.ip_network(f"10.{len(self._vpcs) % 250}.0.0/16")
+            vpc = ec2.create_vpc(CidrBlock=str(block))["Vpc"]["VpcId"]
+            self._vpcs[cluster] = (vpc, block, [])
+        vpc, block, used = self._vpcs[cluster]
+        subnets = []
+        for seed in seeds:
+            prefix = max(16, min(28, 32 - math.ceil(math.log2(seed.freeIps + 5))))
+            cidr = next(n for n in block.subnets(new_prefix=prefix) if not any(n.overlaps(u) for u in used))
+            used.append(cidr)
+            zone = seed.az if seed.az.startswith(region) else f"{region}{seed.az}"
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=str(cidr), AvailabilityZone=zone)["Subnet"]
+            subnets.append((subnet["SubnetId"], zone))
+        return subnets
+
+    def change_pod(self, simulator: Any, store: Any, cluster: str, change: Any) -> None:
+        namespace, name = change.workload.split("/", 1)
+        # Workload pods carry the workload's `app` label (the simulator's default labels).
+        pods = sorted(store.list("Pod", namespace, labels={"app": name}), key=lambda p: p["metadata"]["name"])
+        if change.pod >= len(pods):
+            raise ValueError(f"{cluster}: {change.workload} has no pod #{change.pod}")
+        pod = pods[change.pod]["metadata"]["name"]
+        simulator.set_pod_ready(cluster, namespace, pod, change.ready)
+        state = "Ready" if change.ready else "not Ready"
+        self.echo(f"{self.stamp()}  {cluster}: pod {namespace}/{pod} is {state}")
+
+
 def _operation_of(invocation: Invocation) -> dict[str, Any] | None:
     event = invocation.event
     if invocation.function == "RequestApproval":
@@ -472,6 +506,12 @@ def _operation_of(invocation: Invocation) -> dict[str, Any] | None:
     if isinstance(event, dict) and "cluster" in event and "component" in event:
         return event
     return None
+
+
+def _moto_ec2(region: str) -> Any:
+    import boto3
+
+    return boto3.client("ec2", region_name=region)
 
 
 def dumps(value: Any) -> str:
