@@ -1,4 +1,4 @@
-"""`autopatch`: rehearse a fleet patching run locally, and decide approvals."""
+"""`autopatch`: rehearse a fleet patching run locally, serve a simulated fleet, and decide approvals."""
 
 from __future__ import annotations
 
@@ -30,6 +30,28 @@ def _parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--report-dir", type=Path, help="where report.json and report.md go")
     rehearse.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
 
+    box = commands.add_parser(
+        "sandbox", help="serve a scenario's simulated fleet to any AWS or Kubernetes tool, on 127.0.0.1"
+    )
+    box.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/demo.yaml")
+    box.add_argument("--port-aws", type=int, default=0, help="the AWS endpoint's port (default: a free one)")
+    box.add_argument(
+        "--port-k8s",
+        type=int,
+        default=0,
+        help="the first cluster's Kubernetes API port; the next clusters take the next ports "
+        "(default: free ones)",
+    )
+    box.add_argument("--tls", action="store_true", help="serve the Kubernetes APIs over HTTPS (generated CA)")
+    box.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)"
+    )
+    box.add_argument("--env-file", type=Path, default=Path("sandbox.env"), help="default ./sandbox.env")
+    box.add_argument(
+        "--kubeconfig", type=Path, default=Path("sandbox.kubeconfig"), help="default ./sandbox.kubeconfig"
+    )
+    box.add_argument("--state-out", type=Path, help="write the final simulated state here as JSON on exit")
+
     for verb in ("approve", "reject"):
         decide = commands.add_parser(verb, help=f"{verb} a pending operation")
         decide.add_argument("approval_id")
@@ -54,6 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from autopatch_cli.rehearse import rehearse
 
         return rehearse(args.scenario, approve=args.approve, report_dir=args.report_dir, quiet=args.quiet)
+    if args.command == "sandbox":
+        from autopatch_cli.sandbox import sandbox
+
+        return sandbox(
+            args.scenario,
+            port_aws=args.port_aws,
+            port_k8s=args.port_k8s,
+            tls=args.tls,
+            speed=args.speed,
+            env_file=args.env_file,
+            kubeconfig_file=args.kubeconfig,
+            state_out=args.state_out,
+        )
     return _decide(args)
 
 
