@@ -116,8 +116,8 @@ def test_tools_see_the_fleet_and_an_update_keeps_the_customer_edit(
     try:
         nodes = k8s.CoreV1Api(api).list_node().items
         assert len(nodes) == 2
-        corefile = k8s.CoreV1Api(api).read_namespaced_config_map("coredns", "kube-system").data["Corefile"]
-        assert "cache 15" in corefile
+        config_map = k8s.CoreV1Api(api).read_namespaced_config_map("coredns", "kube-system")
+        assert "cache 15" in (config_map.data or {})["Corefile"]
     finally:
         api.close()
 
@@ -151,12 +151,51 @@ def test_tools_see_the_fleet_and_an_update_keeps_the_customer_edit(
             again.bind((HOST, port))
 
 
-def test_every_listening_socket_is_bound_to_loopback(sandbox: Sandbox) -> None:
-    listeners = sandbox.listeners()
-    assert len(listeners) == 3  # the AWS endpoint and one Kubernetes API per cluster
-    for listener in listeners:
-        host, _ = listener.server.socket.getsockname()[:2]
-        assert host == "127.0.0.1"
+def listening_sockets() -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket of this process in the LISTEN state (Linux /proc)."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not Path(table).exists():
+            continue
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            address, port = local.split(":")
+            raw = bytes.fromhex(address)
+            if width == 8:
+                host = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                host = socket.inet_ntop(socket.AF_INET6, words)
+            found.add((host, int(port, 16)))
+    return found
+
+
+def test_every_listening_socket_is_bound_to_loopback(threads_before: set[threading.Thread]) -> None:
+    if not Path("/proc/self/fd").exists():
+        pytest.skip("reads the process's sockets from /proc")
+    before = listening_sockets()
+    box = Sandbox(parse_scenario(fleet()))
+    try:
+        box.start()
+        opened = listening_sockets() - before
+        listeners = box.listeners()
+        assert len(listeners) == 3  # the AWS endpoint and one Kubernetes API per cluster
+        assert {listener.address for listener in listeners} == opened
+        assert {host for host, _ in opened} == {"127.0.0.1"}
+    finally:
+        box.stop()
+    assert listening_sockets() - before == set()
 
 
 def test_the_products_identity_stays_read_only(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -173,7 +212,7 @@ def test_the_products_identity_stays_read_only(sandbox: Sandbox, tmp_path: Path)
         core = k8s.CoreV1Api(api)
         assert len(core.list_node().items) == 2
         with pytest.raises(k8s.ApiException) as refused:
-            core.create_namespace({"metadata": {"name": "by-the-product"}})
+            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="by-the-product")))
         assert refused.value.status == 403
     finally:
         api.close()
@@ -181,7 +220,9 @@ def test_the_products_identity_stays_read_only(sandbox: Sandbox, tmp_path: Path)
     sandbox.write_files(tmp_path / "env", kubeconfig)
     user_api = k8s_config.new_client_from_config(config_file=str(kubeconfig), context="dev")
     try:
-        k8s.CoreV1Api(user_api).create_namespace({"metadata": {"name": "by-the-user"}})
+        k8s.CoreV1Api(user_api).create_namespace(
+            k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name="by-the-user"))
+        )
     finally:
         user_api.close()
 
