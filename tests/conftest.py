@@ -139,6 +139,19 @@ class RecordingNotifier:
         self.sent.append(payload)
         return self._note("slack", status, summary)
 
+    def post_or_update(
+        self, op: Any, payload: dict[str, Any], *, status: str, summary: str, ledger: Any, **_: Any
+    ) -> Notification:
+        """As the real notifier does without a bot token: a new message per state."""
+        return self.slack(payload, status=status, summary=summary)
+
+    def has_bot_token(self) -> bool:
+        return False
+
+    def respond(self, response_url: str, payload: dict[str, Any], **_: Any) -> Notification:
+        self.sent.append({"response_url": response_url, **payload})
+        return self._note("slack", "response", response_url)
+
     def sns(self, subject: str, text: str, *, status: str, attributes: dict[str, str]) -> Notification:
         self.sent.append({"subject": subject, "text": text, "attributes": attributes})
         return self._note("sns", status, subject)

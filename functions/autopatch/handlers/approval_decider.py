@@ -6,11 +6,11 @@ an approver, already decided, a used link) is an answer, not a failure: it is ne
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 from typing import Any
 
 from autopatch.handlers import lambda_entry
+from autopatch.logic import notify
 from autopatch.logic.approval import Decision, decision_outcome
 from autopatch.logic.approval_api import decide_from_queue
 from autopatch.observability import logger
@@ -25,9 +25,7 @@ def _sfn() -> Any:
 
 
 def tell(svc: Services, item: dict[str, Any], decision: Decision, response_url: str | None) -> None:
-    """The operation's Slack message says who decided (`logic.notify.tell_decision`)."""
-    notify = importlib.import_module("autopatch.logic.notify")
-    tell_decision = getattr(notify, "tell_decision", None)
+    """The operation's Slack message says who decided."""
     outcome = decision_outcome(
         item,
         decision.approval_id,
@@ -36,16 +34,11 @@ def tell(svc: Services, item: dict[str, Any], decision: Decision, response_url: 
         at=decision.at,
         reason=decision.reason,
     )
-    if tell_decision is None:
-        # Before the in-place messages: at least the message the button was on says it.
-        if response_url:
-            respond(svc, response_url, {"replace_original": True, "text": _decided_line(item, decision)})
-        return
     op = notify.operation_of_approval(svc.ledger, item)
     if op is None:
         logger.warning("decided approval has no operation record", extra={"approval": decision.approval_id})
         return
-    tell_decision(
+    notify.tell_decision(
         op,
         outcome,
         ledger=svc.ledger,
@@ -57,24 +50,7 @@ def tell(svc: Services, item: dict[str, Any], decision: Decision, response_url: 
 
 def respond(svc: Services, response_url: str, payload: dict[str, Any]) -> None:
     """Answer the person who clicked, through the interaction's response_url."""
-    responder = getattr(svc.notifier, "respond", None)
-    if responder is not None:
-        responder(response_url, payload)
-        return
-    from slack_sdk.webhook import WebhookClient
-
-    try:
-        WebhookClient(response_url, timeout=5).send_dict(payload)
-    except OSError as exc:
-        logger.warning("Slack response_url unreachable", extra={"error": str(exc)[:200]})
-
-
-def _decided_line(item: dict[str, Any], decision: Decision) -> str:
-    what = (
-        f"{item.get('cluster')} {item.get('component')} {item.get('fromVersion')} → {item.get('toVersion')}"
-    )
-    why = f": {decision.reason}" if decision.reason else ""
-    return f"{what}: {decision.decision} by {decision.by} at {decision.at}{why}"
+    svc.notifier.respond(response_url, payload)
 
 
 def record_handler(record: Any) -> None:

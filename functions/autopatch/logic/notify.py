@@ -27,12 +27,8 @@ def to_slack(
     ledger: Ledger,
     notifier: Any,
 ) -> Notification:
-    """The operation's message: in place with a bot token, else a new webhook message. (A notifier
-    that only knows the webhook, as some tests use, posts a new message.)"""
-    post_or_update = getattr(notifier, "post_or_update", None)
-    if post_or_update is None:
-        return notifier.slack(payload, status=status, summary=summary)
-    return post_or_update(op, payload, status=status, summary=summary, ledger=ledger)
+    """The operation's message: in place with a bot token, else a new webhook message."""
+    return notifier.post_or_update(op, payload, status=status, summary=summary, ledger=ledger)
 
 
 def tell_progress(op: Operation, state: str, *, ledger: Ledger, notifier: Any, console_url: str) -> Operation:
@@ -45,7 +41,7 @@ def tell_progress(op: Operation, state: str, *, ledger: Ledger, notifier: Any, c
     if op.parent is not None or op.status != "running":
         return op
     try:
-        if not getattr(notifier, "has_bot_token", lambda: False)():
+        if not notifier.has_bot_token():
             return op
         shown = (ledger.slack_message(op.cluster.key, op.id) or {}).get("state")
         if shown == state:
@@ -92,7 +88,7 @@ def tell_decision(
     summary = messages.headline(told, state) + (f" by {told.approval.by}" if told.approval.by else "")
     try:
         payload = messages.operation_blocks(told, console_url, state=state)
-        if getattr(notifier, "has_bot_token", lambda: False)():
+        if notifier.has_bot_token():
             return [to_slack(told, payload, status=state, summary=summary, ledger=ledger, notifier=notifier)]
         if response_url:
             return [
